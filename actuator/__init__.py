@@ -1,0 +1,1 @@
+"""Alertmanager-driven remediation for Celery: webhook → rules → guards → remote control."""

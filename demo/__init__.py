@@ -1,0 +1,1 @@
+"""Demo Celery app, worker tasks and the live demo driver (``python -m demo``)."""

@@ -1,0 +1,55 @@
+"""Tasks for the demo worker and for the integration tests.
+
+The broker comes from ``CELERY_BROKER_URL`` so that tests can point a worker subprocess at a
+private Redis or RabbitMQ. Events are on (``-E`` is not needed) and ``task-sent`` events are sent,
+so the exporter can label every task with its queue.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from celery import Celery
+
+app = Celery("demo", broker=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"))
+app.conf.update(
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+    task_ignore_result=True,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+    task_queue_max_priority=int(os.environ.get("DEMO_QUEUE_MAX_PRIORITY", "0")) or None,
+)
+
+
+class DemoError(Exception):
+    """The exception ``fail`` raises, so tests can assert on the exception label."""
+
+
+@app.task(name="demo.add")
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task(name="demo.mul")
+def mul(x: int, y: int) -> int:
+    return x * y
+
+
+@app.task(name="demo.fail")
+def fail() -> None:
+    raise DemoError("boom")
+
+
+@app.task(name="demo.retry", bind=True, max_retries=5, default_retry_delay=0)
+def retry(self, times: int) -> int:
+    """Retries ``times`` times, then succeeds: K retries are exactly K task-retried events."""
+    if self.request.retries < times:
+        raise self.retry(countdown=0)
+    return self.request.retries
+
+
+@app.task(name="demo.sleep")
+def sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds

@@ -1,0 +1,1 @@
+"""Prometheus exporter for Celery: events, queue depths and worker inspection as metrics."""

@@ -1,0 +1,1 @@
+"""Real components for the tests: private brokers, worker subprocesses, polling helpers."""
