@@ -9,7 +9,7 @@ import pytest
 from tests.bundle.metric_contract import EXPORTER_METRICS, PROMETHEUS_METRICS, metric_names
 from tests.support.bundle_config import (
     ACTUATOR_RECEIVER, ALERTMANAGER_FILE, ALERT_RULES_FILE, ALERTS_DIR, EXPORTER_JOB, ON_CALL_RECEIVER,
-    PROMETHEUS_FILE, THRESHOLDS_FILE, load_yaml,
+    PROMETHEUS_FILE, THRESHOLDS_FILE, load_yaml, threshold_records,
 )
 
 ALERT_NAMES = [
@@ -36,10 +36,6 @@ def run(*cmd: str) -> subprocess.CompletedProcess:
 def alert_rules() -> dict[str, dict]:
     return {rule["alert"]: rule for group in load_yaml(ALERT_RULES_FILE)["groups"]
             for rule in group["rules"] if "alert" in rule}
-
-
-def thresholds() -> set[str]:
-    return {rule["record"] for group in load_yaml(THRESHOLDS_FILE)["groups"] for rule in group["rules"]}
 
 
 def test_promtool_check_rules_is_clean():
@@ -97,7 +93,7 @@ def test_remediation_alerts_wait_with_for_not_with_range_windows():
 
 
 def test_alerts_read_only_known_metrics_and_defined_thresholds():
-    defined = thresholds()
+    defined = threshold_records()
     used_thresholds: set[str] = set()
     for name, rule in alert_rules().items():
         names = metric_names(rule["expr"], EXPORTER_METRICS)

@@ -19,7 +19,7 @@ import yaml
 from tests.bundle.metric_contract import (
     ACTUATOR_METRICS, EXPORTER_METRICS, PROMETHEUS_METRICS, metric_names,
 )
-from tests.support.bundle_config import ROOT, THRESHOLDS_FILE, load_yaml
+from tests.support.bundle_config import ROOT, load_yaml, threshold_records
 
 GRAFANA_DIR = ROOT / "grafana"
 DASHBOARD_FILE = GRAFANA_DIR / "dashboards" / "celery-autopilot.json"
@@ -113,8 +113,7 @@ def test_every_expression_parses(dashboard, tmp_path: Path):
 
 
 def test_every_expression_reads_known_metrics(dashboard):
-    thresholds = {rule["record"] for group in load_yaml(THRESHOLDS_FILE)["groups"] for rule in group["rules"]}
-    known = EXPORTER_METRICS | ACTUATOR_METRICS | PROMETHEUS_METRICS | thresholds
+    known = EXPORTER_METRICS | ACTUATOR_METRICS | PROMETHEUS_METRICS | threshold_records()
     for where, expr in expressions(dashboard):
         unknown = metric_names(expr, EXPORTER_METRICS) - known
         assert not unknown, f"{where} reads unknown metrics {unknown}"

@@ -49,6 +49,11 @@ def threshold_defaults() -> dict[str, float]:
     return defaults
 
 
+def threshold_records() -> set[str]:
+    """The recorded threshold series' names (``celery_autopilot:<name>:threshold``)."""
+    return {rule["record"] for rule in _rules(THRESHOLDS_FILE)}
+
+
 def alert_names() -> list[str]:
     return [rule["alert"] for rule in _rules(ALERT_RULES_FILE) if "alert" in rule]
 
