@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .alerting_stack import AlertingStack, alerting_stack
-from .bundle_config import alert_names
+from .bundle_config import ALERTS_DIR, alert_names
 from .metrics_target import MetricsTarget
 from .ports import free_port
 from .synthetic_metrics import EveryAlertFiring
 from .webhook_receiver import Notification, WebhookReceiver
 
-DEMO_TOKEN = "change-me-celery-autopilot-demo-token"
+# The token docker-compose gives Alertmanager and the actuator.
+DEMO_TOKEN = (ALERTS_DIR / "secrets" / "actuator-token").read_text().strip()
 LIVE_EXPORTER = "exporter:9808"
 DEAD_EXPORTER = "exporter-standby:9808"
 RESOLVED_ALERT = "CeleryQueueBacklog"
