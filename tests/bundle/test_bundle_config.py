@@ -1,0 +1,89 @@
+"""tests/support/bundle_config.py: test-sized configs that are still the shipped ones."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+
+from tests.support.bundle_config import (
+    ACTUATOR_RECEIVER, EXPORTER_JOB, ON_CALL_RECEIVER, alert_names, alertmanager_config,
+    load_yaml, prometheus_config, threshold_defaults, write_rule_files,
+)
+
+
+def run(*cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def test_threshold_defaults_are_read_from_the_thresholds_file():
+    assert threshold_defaults() == {
+        "queue_backlog_messages": 100, "pool_busy_ratio": 1, "worker_max_rss_bytes": 1024 ** 3,
+        "task_failure_ratio": 0.1, "task_failure_min_finished": 10, "events_silence_seconds": 60,
+    }
+
+
+def test_rule_files_take_thresholds_and_for_durations(tmp_path):
+    thresholds_file, rules_file = write_rule_files(
+        tmp_path, thresholds={"queue_backlog_messages": 5}, for_durations={"CeleryQueueBacklog": "2s"})
+    records = {rule["record"]: rule["expr"] for group in load_yaml(thresholds_file)["groups"]
+               for rule in group["rules"]}
+    assert records["celery_autopilot:queue_backlog_messages:threshold"] == "vector(5.0)"
+    assert records["celery_autopilot:pool_busy_ratio:threshold"] == "vector(1)"
+    fors = {rule["alert"]: rule["for"] for group in load_yaml(rules_file)["groups"] for rule in group["rules"]}
+    assert fors["CeleryQueueBacklog"] == "2s" and fors["CeleryWorkerDown"] == "5m"
+    result = run("promtool", "check", "rules", str(thresholds_file), str(rules_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_one_for_duration_applies_to_every_alert(tmp_path):
+    _, rules_file = write_rule_files(tmp_path, for_durations="1s")
+    fors = [rule["for"] for group in load_yaml(rules_file)["groups"] for rule in group["rules"]]
+    assert fors == ["1s"] * len(alert_names())
+
+
+@pytest.mark.parametrize("kwargs, culprit", [
+    ({"thresholds": {"queue_backlog": 5}}, "unknown threshold queue_backlog"),
+    ({"for_durations": {"CeleryQueueBacklogg": "1s"}}, "unknown alert CeleryQueueBacklogg"),
+])
+def test_unknown_names_are_refused_with_the_known_ones(tmp_path, kwargs, culprit):
+    with pytest.raises(KeyError, match=culprit) as error:
+        write_rule_files(tmp_path, **kwargs)
+    assert "known:" in str(error.value)
+
+
+def test_prometheus_config_points_jobs_at_the_given_targets(tmp_path):
+    rule_files = write_rule_files(tmp_path)
+    config = prometheus_config(rule_files=rule_files, targets={EXPORTER_JOB: ["127.0.0.1:1234"]},
+                               alertmanagers=["127.0.0.1:4321"], instance_labels={"127.0.0.1:1234": "exporter:9808"})
+    assert config["global"]["scrape_interval"] == config["global"]["evaluation_interval"] == "1s"
+    assert [job["job_name"] for job in config["scrape_configs"]] == [EXPORTER_JOB]
+    assert config["scrape_configs"][0]["static_configs"] == [
+        {"targets": ["127.0.0.1:1234"], "labels": {"instance": "exporter:9808"}}]
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:4321"]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    result = run("promtool", "check", "config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    with pytest.raises(KeyError, match="unknown scrape job celery"):
+        prometheus_config(rule_files=rule_files, targets={"celery": []})
+
+
+def test_alertmanager_config_keeps_the_routing_and_shortens_the_waits(tmp_path):
+    token = tmp_path / "token"
+    token.write_text("secret\n")
+    config = alertmanager_config(actuator_url="http://127.0.0.1:5555/webhook", credentials_file=token,
+                                 on_call_url="http://127.0.0.1:6666/people")
+    receivers = {receiver["name"]: receiver for receiver in config["receivers"]}
+    webhook = receivers[ACTUATOR_RECEIVER]["webhook_configs"][0]
+    assert webhook["url"] == "http://127.0.0.1:5555/webhook"
+    assert webhook["http_config"]["authorization"]["credentials_file"] == str(token)
+    assert receivers[ON_CALL_RECEIVER]["webhook_configs"][0]["url"] == "http://127.0.0.1:6666/people"
+    assert config["route"]["group_wait"] == config["route"]["routes"][0]["group_wait"] == "1s"
+    assert config["route"]["routes"][0]["continue"] is True
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config))
+    result = run("amtool", "check-config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    routed = run("amtool", "config", "routes", "test", f"--config.file={path}", "alertname=CeleryWorkerDown")
+    assert routed.stdout.strip() == f"{ACTUATOR_RECEIVER},{ON_CALL_RECEIVER}"
