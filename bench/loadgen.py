@@ -166,7 +166,8 @@ class EventStream:
         self._next_heartbeat = self.clock + self.shape.heartbeat_every
         for i in range(n_tasks):
             worker = self.workers[i % len(self.workers)]
-            name = self.names[self.random.randrange(len(self.names))]
+            # Round-robin over workers, then names: after workers × names tasks every pair exists.
+            name = self.names[(i // len(self.workers)) % len(self.names)]
             queue = self.queues[self.random.randrange(len(self.queues))]
             task_id = str(uuid.uuid4())
             self.clock += self.tick
