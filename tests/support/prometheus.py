@@ -9,6 +9,15 @@ from .polling import wait_for
 from .prometheus_binary import PrometheusBinary
 
 
+def scrape_config(job_name: str, targets: list[str], *, interval: str = "1s", **job: Any) -> dict[str, Any]:
+    """A configuration scraping ``targets`` as one job every ``interval``; ``job`` adds the job's
+    own settings (``scheme``, ``tls_config``, ``basic_auth``, ...) as Prometheus documents them."""
+    return {
+        "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
+        "scrape_configs": [{"job_name": job_name, "static_configs": [{"targets": targets}], **job}],
+    }
+
+
 class Prometheus(PrometheusBinary):
     """Runs ``prometheus`` with ``config`` (a dict, e.g. from bundle_config.prometheus_config).
 
