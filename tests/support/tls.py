@@ -17,6 +17,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -130,3 +131,11 @@ def client_context(*, ca_file: Path | None, cert: IssuedCertificate | None = Non
     if cert is not None:
         context.load_cert_chain(cert.cert_file, cert.key_file)
     return context
+
+
+def peer_common_name(request: web.Request) -> str | None:
+    """The common name of the client certificate ``request`` came with over mutual TLS, if any."""
+    peer = request.transport.get_extra_info("peercert") if request.transport is not None else None
+    if not peer:
+        return None
+    return next((value for rdn in peer["subject"] for key, value in rdn if key == "commonName"), None)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .background_http import BackgroundApp
 from .polling import wait_for
+from .tls import peer_common_name
 
 
 @dataclass(frozen=True)
@@ -26,13 +27,6 @@ class Notification:
     @property
     def alertnames(self) -> list[str]:
         return [alert["labels"]["alertname"] for alert in self.body.get("alerts", [])]
-
-
-def _client_common_name(request: web.Request) -> str | None:
-    peer = request.transport.get_extra_info("peercert") if request.transport is not None else None
-    if not peer:
-        return None
-    return next((value for rdn in peer["subject"] for key, value in rdn if key == "commonName"), None)
 
 
 class WebhookReceiver(BackgroundApp):
@@ -57,7 +51,7 @@ class WebhookReceiver(BackgroundApp):
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
         notification = Notification(headers=dict(request.headers), raw=raw, body=json.loads(raw),
-                                    client_certificate=_client_common_name(request))
+                                    client_certificate=peer_common_name(request))
         with self._lock:
             self._received.append(notification)
         return web.json_response({"status": "recorded"})

@@ -135,7 +135,12 @@ const issuer = `${config.tls ? 'https' : 'http'}://127.0.0.1:${httpServer.addres
 
 const provider = new Provider(issuer, {
   jwks: config.jwks,
-  cookies: { keys: config.cookie_keys },
+  // Cookies ignore ports: on 127.0.0.1 the provider shares the browser's cookie jar with the
+  // relying party under test, so its cookies carry names no relying party would pick.
+  cookies: {
+    keys: config.cookie_keys,
+    names: { session: 'test_op_session', interaction: 'test_op_interaction', resume: 'test_op_resume' },
+  },
   clients: config.clients,
   claims: {
     openid: ['sub'],
