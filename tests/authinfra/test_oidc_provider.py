@@ -6,6 +6,7 @@ or the login helpers break.
 """
 from __future__ import annotations
 
+import html
 import time
 
 import jwt
@@ -19,6 +20,8 @@ from tests.support.oidc_provider import (
     machine_client,
 )
 from tests.support.ports import free_port
+
+from .relying_party import RelyingParty
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +80,18 @@ def test_code_flow_with_pkce_gives_a_verifiable_id_token_with_the_email_exactly(
     else:
         assert claims["email"] == user.email
         assert claims["email_verified"] is user.email_verified
+
+
+def test_a_headless_login_at_a_relying_party_ends_on_its_page_signed_in(oidc_provider):
+    """How issue 7's tests will log in at the console as anyone, hostile emails included."""
+    with RelyingParty(oidc_provider) as relying_party:
+        for user in DEFAULT_USERS:
+            page = HeadlessLogin(oidc_provider).log_in(f"{relying_party.base_url}/login", user)
+
+            assert page.status_code == 200, page.text
+            assert page.url.startswith(relying_party.redirect_uri)
+            assert html.unescape(page.text.split("<p id='who'>")[1].split("</p>")[0]) == (user.email or "")
+        assert [claims["sub"] for claims in relying_party.signed_in] == [user.id for user in DEFAULT_USERS]
 
 
 def test_the_code_needs_its_pkce_verifier_and_works_once(oidc_provider, web_client, redirect_uri):

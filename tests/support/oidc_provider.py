@@ -14,6 +14,11 @@ test fills it in. Consent is implied. The provider's signing keys are generated 
 (signing_keys.py), so ``OidcProvider.forge`` mints the tokens the provider would refuse to
 issue (jwt_forgery.py).
 
+Two things to know. Cookies ignore ports, so in a browser the provider (on 127.0.0.1) shares
+the cookie jar with a relying party on 127.0.0.1; its cookies are named ``test_op_*`` so as not
+to collide. And oidc-provider 9 prints "Unsupported runtime" on Node 20 (it is tested on 22+);
+everything this module relies on is proven to work on Debian's Node 20 by tests/authinfra/.
+
 Used by tests/authinfra/ (which prove it) and by the tests of issue 7.
 """
 from __future__ import annotations
@@ -24,7 +29,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +122,12 @@ class ResourceServer:
 ACTUATOR_RESOURCE = ResourceServer("https://actuator.autopilot.test", scope="webhook control")
 
 
+def _registration(redirect_uris: Sequence[str], grant_types: Sequence[str]) -> dict[str, Any]:
+    """Client metadata as OpenID Connect Dynamic Client Registration names it."""
+    return {"redirect_uris": list(redirect_uris), "grant_types": list(grant_types),
+            "response_types": ["code"] if "authorization_code" in grant_types else []}
+
+
 @dataclass(frozen=True)
 class OidcClient:
     """A registered client (relying party or machine), with its secret."""
@@ -125,14 +136,10 @@ class OidcClient:
     client_secret: str
     redirect_uris: tuple[str, ...] = ()
     grant_types: tuple[str, ...] = ("authorization_code",)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
-        """The client as OpenID Connect Dynamic Client Registration describes it."""
         return {"client_id": self.client_id, "client_secret": self.client_secret,
-                "redirect_uris": list(self.redirect_uris), "grant_types": list(self.grant_types),
-                "response_types": ["code"] if "authorization_code" in self.grant_types else [],
-                **self.extra}
+                **_registration(self.redirect_uris, self.grant_types)}
 
 
 def machine_client(client_id: str = "alertmanager") -> OidcClient:
@@ -186,6 +193,7 @@ class OidcProvider:
         self.dir = Path(tempfile.mkdtemp(prefix="autopilot-oidc-"))
         self.log = self.dir / "oidc-provider.log"
         self.issuer = ""
+        self._discovery: dict[str, Any] | None = None
         self.proc: subprocess.Popen | None = None
 
     def _config(self, ready_file: Path) -> dict[str, Any]:
@@ -229,6 +237,7 @@ class OidcProvider:
             self.stop()
             raise
         self.issuer = json.loads(ready_file.read_text())["issuer"]
+        self._discovery = None
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -258,7 +267,10 @@ class OidcProvider:
         return f"{self.issuer}/.well-known/openid-configuration"
 
     def discovery(self) -> dict[str, Any]:
-        return self._get(self.discovery_url)
+        """The provider's metadata, fetched once per start (it does not change while running)."""
+        if self._discovery is None:
+            self._discovery = self._get(self.discovery_url)
+        return self._discovery
 
     def endpoint(self, name: str) -> str:
         """An endpoint URL from discovery, e.g. ``token_endpoint`` or ``jwks_uri``."""
@@ -300,8 +312,7 @@ class OidcProvider:
     ) -> OidcClient:
         """Register a client while the provider runs (dynamic registration, RFC 7591), e.g. a
         relying party whose callback port is known only once it listens."""
-        body = {"redirect_uris": list(redirect_uris), "grant_types": list(grant_types),
-                "response_types": ["code"] if "authorization_code" in grant_types else [], **metadata}
+        body = {**_registration(redirect_uris, grant_types), **metadata}
         answer = self._call("post", self.endpoint("registration_endpoint"), json=body,
                             headers={"Authorization": f"Bearer {self.registration_token}"})
         return OidcClient(answer["client_id"], answer["client_secret"], tuple(answer.get("redirect_uris", ())),

@@ -157,13 +157,11 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
-    introspection: { enabled: true },
     registration: { enabled: true, initialAccessToken: config.registration_token },
     resourceIndicators: {
       enabled: true,
       defaultResource: (ctx, client, oneOf) => oneOf || config.default_resource || undefined,
       getResourceServerInfo,
-      useGrantedResource: () => true,
     },
   },
   ttl: {
@@ -181,8 +179,9 @@ const provider = new Provider(issuer, {
   },
 });
 
+// Refusals go to the log (the test's failure message shows it): why a login or token failed.
 for (const event of ['server_error', 'authorization.error', 'grant.error', 'registration_create.error',
-  'introspection.error', 'userinfo.error', 'jwks.error', 'discovery.error', 'end_session.error']) {
+  'userinfo.error', 'jwks.error', 'discovery.error', 'end_session.error', 'end_session_confirm.error']) {
   provider.on(event, (ctx, err) => {
     console.error(`${event}: ${err.name}: ${err.message} ${err.error_description || ''}`);
   });
