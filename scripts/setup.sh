@@ -30,6 +30,8 @@ declare -A PACKAGE_FOR=(
     [chromium]=chromium
     [chromedriver]=chromium-driver
     [openssl]=openssl
+    [node]=nodejs
+    [npm]=npm
 )
 
 install_system_packages() {
@@ -74,6 +76,19 @@ install_python_package() {
     fi
 }
 
+install_node_modules() {
+    # The tests' OpenID provider (tests/support/oidc) is panva's oidc-provider run by Node.js;
+    # `npm ci` installs exactly the committed lock, again only when the lock changed.
+    local dir="$ROOT/tests/support/oidc" stamp want
+    stamp="$dir/node_modules/.autopilot-stamp"
+    want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        log "installing the test OpenID provider's node modules (npm ci in tests/support/oidc)"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+        echo "$want" > "$stamp"
+    fi
+}
+
 redis_answers() { redis-cli -h 127.0.0.1 -p "${1:-6379}" ping 2>/dev/null | grep -q PONG; }
 
 start_redis() {
@@ -102,6 +117,7 @@ start_rabbitmq_if_installed() {
 setup_all() {
     install_system_packages
     install_python_package
+    install_node_modules
     start_redis
     start_rabbitmq_if_installed
 }

@@ -1,12 +1,17 @@
-"""Shared fixtures: a private Redis broker per session and real Celery worker subprocesses."""
+"""Shared fixtures: a private Redis broker per session, real Celery worker subprocesses, and for
+access-control tests a real OpenID provider, a throwaway CA and a headless Chromium."""
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
 
 import pytest
+from selenium.webdriver import Chrome
 
+from tests.support.browser import headless_chromium
+from tests.support.oidc_provider import OidcProvider
 from tests.support.redis_server import RedisServer
+from tests.support.tls import CertificateAuthority
 from tests.support.workers import Worker, start_worker
 
 
@@ -46,3 +51,26 @@ def worker_factory(broker_url: str) -> Iterator[Callable[..., Worker]]:
     yield factory
     for worker in started:
         worker.kill()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[OidcProvider]:
+    """oidc-provider with DEFAULT_USERS and the actuator as resource server (ACTUATOR_RESOURCE).
+
+    Shared by the session: register the clients a test needs with ``register_client``.
+    """
+    with OidcProvider() as provider:
+        yield provider
+
+
+@pytest.fixture(scope="session")
+def certificate_authority(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
+    """A CA made for this session; issue server and client certificates from it."""
+    return CertificateAuthority(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def browser() -> Iterator[Chrome]:
+    """A headless Chromium with a fresh profile (no cookies from earlier tests)."""
+    with headless_chromium() as driver:
+        yield driver

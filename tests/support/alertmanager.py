@@ -13,6 +13,20 @@ def _binary() -> str:
     return "prometheus-alertmanager" if shutil.which("prometheus-alertmanager") else "alertmanager"
 
 
+def webhook_config(url: str, *, http_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A configuration sending every alert to the one webhook at ``url`` within a second.
+
+    ``http_config`` is the webhook's client settings as Alertmanager documents them
+    (``authorization``, ``oauth2``, ``tls_config``, ...): what tests of the receiving side vary.
+    """
+    webhook: dict[str, Any] = {"url": url, **({"http_config": http_config} if http_config else {})}
+    return {
+        "route": {"receiver": "webhook", "group_by": ["alertname"], "group_wait": "1s",
+                  "group_interval": "1s", "repeat_interval": "1h"},
+        "receivers": [{"name": "webhook", "webhook_configs": [webhook]}],
+    }
+
+
 class Alertmanager(PrometheusBinary):
     """Runs Alertmanager with ``config`` (a dict, e.g. from bundle_config.alertmanager_config).
 

@@ -6,23 +6,29 @@ real subprocesses, without making every test async.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 
 from aiohttp import web
 
 
 class BackgroundApp:
-    """Serves ``app`` on 127.0.0.1 on a port the OS picks (no race for a "free" port)."""
+    """Serves ``app`` on 127.0.0.1 on a port the OS picks (no race for a "free" port).
 
-    def __init__(self, app: web.Application) -> None:
+    With ``ssl_context`` (tls.server_context) it serves HTTPS, and ``base_url`` says so.
+    """
+
+    def __init__(self, app: web.Application, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self.app = app
+        self.ssl_context = ssl_context
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def address(self) -> str:
@@ -39,7 +45,7 @@ class BackgroundApp:
             runner = web.AppRunner(self.app, access_log=None)
             try:
                 loop.run_until_complete(runner.setup())
-                site = web.TCPSite(runner, "127.0.0.1", 0)
+                site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
                 loop.run_until_complete(site.start())
                 self.port = runner.addresses[0][1]
             except BaseException as exc:  # noqa: BLE001 - handed to the starting thread

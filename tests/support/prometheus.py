@@ -9,6 +9,20 @@ from .polling import wait_for
 from .prometheus_binary import PrometheusBinary
 
 
+def scrape_job(job_name: str, targets: list[str], **settings: Any) -> dict[str, Any]:
+    """One scrape job; ``settings`` are the job's own keys (``scheme``, ``tls_config``,
+    ``basic_auth``, ...) as Prometheus documents them."""
+    return {"job_name": job_name, "static_configs": [{"targets": targets}], **settings}
+
+
+def scrape_config(*jobs: dict[str, Any], interval: str = "1s") -> dict[str, Any]:
+    """A configuration scraping ``jobs`` (scrape_job) every ``interval``, and nothing else."""
+    return {
+        "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
+        "scrape_configs": list(jobs),
+    }
+
+
 class Prometheus(PrometheusBinary):
     """Runs ``prometheus`` with ``config`` (a dict, e.g. from bundle_config.prometheus_config).
 

@@ -18,6 +18,7 @@ import yaml
 from .http_client import answers
 from .polling import wait_for
 from .ports import free_port
+from .processes import terminate
 
 S = TypeVar("S", bound="PrometheusBinary")
 
@@ -81,13 +82,8 @@ class PrometheusBinary(ABC):
             raise
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            terminate(self.proc)
         self.proc = None
 
     def close(self) -> None:

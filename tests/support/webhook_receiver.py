@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -10,15 +11,18 @@ from aiohttp import web
 
 from .background_http import BackgroundApp
 from .polling import wait_for
+from .tls import peer_common_name
 
 
 @dataclass(frozen=True)
 class Notification:
-    """One POST: its headers, its raw body and the body parsed as JSON."""
+    """One POST: its headers, its raw body, the body parsed as JSON, and the common name of the
+    TLS client certificate it came with (``None`` without mutual TLS)."""
 
     headers: dict[str, str]
     raw: bytes
     body: Any
+    client_certificate: str | None = None
 
     @property
     def alertnames(self) -> list[str]:
@@ -26,15 +30,19 @@ class Notification:
 
 
 class WebhookReceiver(BackgroundApp):
-    """Answers ``POST {path}`` with 200 and keeps every notification, in arrival order."""
+    """Answers ``POST {path}`` with 200 and keeps every notification, in arrival order.
 
-    def __init__(self, path: str = "/webhook") -> None:
+    Served over HTTPS with ``ssl_context``; when that context requires client certificates
+    (mutual TLS), each notification records the common name of the one presented.
+    """
+
+    def __init__(self, path: str = "/webhook", *, ssl_context: ssl.SSLContext | None = None) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._received: list[Notification] = []
         app = web.Application()
         app.router.add_post(path, self._handle)
-        super().__init__(app)
+        super().__init__(app, ssl_context=ssl_context)
 
     @property
     def url(self) -> str:
@@ -42,7 +50,8 @@ class WebhookReceiver(BackgroundApp):
 
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
-        notification = Notification(headers=dict(request.headers), raw=raw, body=json.loads(raw))
+        notification = Notification(headers=dict(request.headers), raw=raw, body=json.loads(raw),
+                                    client_certificate=peer_common_name(request))
         with self._lock:
             self._received.append(notification)
         return web.json_response({"status": "recorded"})
