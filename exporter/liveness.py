@@ -14,6 +14,10 @@ from .aggregates import WorkerEvents
 from .settings import heartbeat_timeout
 
 
+def _latest(*times: float | None) -> float:
+    return max((t for t in times if t is not None), default=float("-inf"))
+
+
 @dataclass(frozen=True)
 class Liveness:
     heartbeat_timeout: float | None
@@ -30,8 +34,7 @@ class Liveness:
         else:
             timeout = max(heartbeat_timeout(self.heartbeat_timeout, None),
                           2 * self.inspect_interval + self.inspect_timeout)
-        heard = max(last_heard or float("-inf"), answered_at or float("-inf"))
-        return now - heard <= timeout
+        return now - _latest(last_heard, answered_at) <= timeout
 
     def gone(self, workers: dict[str, WorkerEvents], last_heard: dict[str, float],
              answered_at: dict[str, float], now: float) -> set[str]:
@@ -42,6 +45,6 @@ class Liveness:
             answered = answered_at.get(hostname)
             if self.is_up(workers.get(hostname), heard, answered, now):
                 continue
-            if now - max(heard or float("-inf"), answered or float("-inf")) > self.purge_after:
+            if now - _latest(heard, answered) > self.purge_after:
                 gone.add(hostname)
         return gone
