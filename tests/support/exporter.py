@@ -42,19 +42,20 @@ class Metrics:
         self.text = text
         self.samples = parse_samples(text)
 
-    def matching(self, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
+    def matching(self, metric: str, /, **labels: str) -> list[tuple[dict[str, str], float]]:
+        """Samples of ``metric`` whose labels include ``labels`` (a label may be called name)."""
         return [(l, v) for n, l, v in self.samples
-                if n == name and all(l.get(k) == want for k, want in labels.items())]
+                if n == metric and all(l.get(k) == want for k, want in labels.items())]
 
-    def value(self, name: str, **labels: str) -> float | None:
+    def value(self, metric: str, /, **labels: str) -> float | None:
         """The one sample matching; None when absent; an error when ambiguous."""
-        found = self.matching(name, **labels)
+        found = self.matching(metric, **labels)
         if len(found) > 1:
-            raise AssertionError(f"{len(found)} samples of {name} match {labels}: {found}")
+            raise AssertionError(f"{len(found)} samples of {metric} match {labels}: {found}")
         return found[0][1] if found else None
 
-    def total(self, name: str, **labels: str) -> float:
-        return sum(v for _, v in self.matching(name, **labels))
+    def total(self, metric: str, /, **labels: str) -> float:
+        return sum(v for _, v in self.matching(metric, **labels))
 
 
 @dataclass
@@ -72,13 +73,13 @@ class ExporterProcess:
         assert status == 200, f"/metrics answered {status}: {text[:500]}"
         return Metrics(text)
 
-    def wait_metric(self, name: str, expected: float, timeout: float = 20.0, **labels: str) -> Metrics:
+    def wait_metric(self, metric: str, expected: float, /, timeout: float = 20.0, **labels: str) -> Metrics:
         """Poll until the sample equals ``expected``; returns that scrape."""
         def probe() -> Metrics | None:
             metrics = self.metrics()
-            return metrics if metrics.value(name, **labels) == expected else None
+            return metrics if metrics.value(metric, **labels) == expected else None
         return wait_for(probe, timeout=timeout, interval=0.1,
-                        what=f"{name}{labels} == {expected} (exporter log: {self.log})")
+                        what=f"{metric}{labels} == {expected} (exporter log: {self.log})")
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
