@@ -6,7 +6,8 @@ the same lock (``copy_tasks``, ``copy_workers``) and renders outside it.
 Memory depends on workers x task names x queues, never on the number of task ids: started,
 succeeded and failed events carry neither the task name nor its queue, so a bounded map of the
 tasks in flight (uuid -> name, queue, wait base, start time) bridges from task-sent/received to
-the terminal event; it forgets a task at its terminal state and evicts the oldest when full.
+the terminal event; it evicts the oldest when full, and at its terminal state a task moves to a
+small fixed-size map of recently finished ones, for events that arrive late.
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ SENT, RECEIVED, STARTED, SUCCEEDED, RETRIED, REJECTED, REVOKED = range(len(STATE
 # Task names whose allow/deny verdict is cached; past this the cache starts afresh, so a flood of
 # distinct names cannot grow it without bound.
 _NAME_CACHE_LIMIT = 10_000
+# Finished tasks remembered for events that arrive after the terminal one: each prefork pool
+# process flushes its own event buffer, so a task-retried can follow the retry's task-succeeded.
+RECENTLY_FINISHED = 10_000
 # An exception label longer than this is cut: the label is meant to be a class name.
 _EXCEPTION_LABEL_MAX = 120
 
@@ -129,6 +133,7 @@ class Aggregates:
 
         self.series: dict[tuple[str, str, str], TaskSeries] = {}
         self.in_flight: OrderedDict[str, tuple[str, str, float | None, float | None]] = OrderedDict()
+        self.finished: OrderedDict[str, tuple[str, str, float | None, float | None]] = OrderedDict()
         self.workers: dict[str, WorkerEvents] = {}
         # hostname -> time.monotonic() of the last event from it: liveness and purging.
         self.last_heard: dict[str, float] = {}
@@ -219,7 +224,8 @@ class Aggregates:
             self._observe_runtime(series, event["timestamp"] - started_at)
 
     def _retried(self, event: dict, hostname: str) -> None:
-        entry = self.in_flight.get(event["uuid"])
+        uuid = event["uuid"]
+        entry = self.in_flight.get(uuid) or self.finished.get(uuid)
         if entry is None:
             self._count(hostname, UNKNOWN, self.single_queues.get(hostname, UNKNOWN), RETRIED)
         else:
@@ -261,7 +267,14 @@ class Aggregates:
         """Forget a task at its terminal state: (name, queue, started timestamp)."""
         entry = self.in_flight.pop(uuid, None)
         if entry is None:
-            return UNKNOWN, self.single_queues.get(hostname, UNKNOWN), None
+            entry = self.finished.get(uuid)
+            if entry is None:
+                return UNKNOWN, self.single_queues.get(hostname, UNKNOWN), None
+        else:
+            finished = self.finished
+            finished[uuid] = entry
+            if len(finished) > RECENTLY_FINISHED:
+                finished.popitem(last=False)
         return entry[0], entry[1], entry[3]
 
     def _observe_runtime(self, series: TaskSeries, runtime: float) -> None:

@@ -86,11 +86,12 @@ class WorkerInspection:
                 self.app.control.enable_events(connection=conn)
         if full:
             self._last_full_round = now
-        answered = time.monotonic()
         with self.polls.lock:
             for hostname, reply in stats.items():
                 self.polls.stats[hostname] = worker_stats(reply)
-                self.polls.answered_at[hostname] = answered
+                # A reply proves the worker was alive when asked, not when the round ended
+                # (a round lasts up to two timeouts).
+                self.polls.answered_at[hostname] = now
             for hostname, reply in queues.items():
                 self.polls.consumed[hostname] = consumed_queues(reply)
             single = {h: qs[0] for h, qs in self.polls.consumed.items() if len(qs) == 1}

@@ -166,3 +166,12 @@ def test_gone_hosts_are_purged_after_the_delay_with_all_their_series():
     assert gone == {"w@h", "gen1@h"}
     aggregates.purge_hostnames({"w@h"})
     assert set(aggregates.series) == {("gen1@h", "t.a", "q")}
+
+
+def test_retried_arriving_after_the_retrys_success_keeps_name_and_queue():
+    """Pool processes flush their event buffers independently, so this order happens for real."""
+    aggregates, processor = make()
+    processor.feed(envelope(lifecycle("1")))
+    processor.feed(envelope({"type": "task-retried", "hostname": "w@h", "uuid": "1", "timestamp": 103.0}))
+    assert aggregates.series[("w@h", "t.a", "q")].counts[4] == 1
+    assert ("w@h", "unknown", "unknown") not in aggregates.series
