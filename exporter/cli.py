@@ -121,7 +121,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_series", _positive_int, "10000", "Cap on task series (hostname, name, queue_name); "
            "events for new series beyond it are dropped and counted."),
     Option("max_tasks_in_flight", _positive_int, "50000", "Cap on tasks tracked between sent and finished "
-           "(about 200 bytes each); the oldest is forgotten first, and counted."),
+           "(about 250 bytes each); the oldest is forgotten first, and counted."),
     Option("max_message_bytes", _positive_int, "1048576", "Larger event messages are skipped (reason too_large)."),
     Option("enable_events", _bool, "false", "Broadcast `enable_events` to all workers every inspection round."),
     Option("reconnect_max_delay", _positive_float, "10", "Cap of the exponential reconnect backoff (seconds)."),
