@@ -2,8 +2,8 @@
 
 Written by hand rather than through prometheus_client's registry because a scrape of 100 workers
 x 50 task names is about 200,000 lines (generate_latest takes several times longer): label
-strings are built and escaped once, when a series is created, and each line is one f-string. The
-output is checked against prometheus_client's parser and ``promtool check metrics`` in the tests.
+strings are built and escaped once, when a series is created, each line is one f-string, and a
+histogram that did not change since the last scrape reuses its text. The output is checked against prometheus_client's parser and ``promtool check metrics`` in the tests.
 """
 from __future__ import annotations
 
@@ -42,19 +42,58 @@ def _header(out: list[str], name: str, kind: str, help_text: str) -> None:
     out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
 
 
-def render(snapshot: Snapshot) -> str:
-    out: list[str] = []
-    _render_tasks(out, snapshot.tasks)
-    _render_histogram(out, "celery_task_runtime",
-                      "Task runtime in seconds (task-succeeded runtime, task-failed minus task-started).",
-                      snapshot.tasks, snapshot.runtime_bounds, lambda t: (t.runtime, t.runtime_sum))
-    _render_histogram(out, "celery_task_queue_wait_time",
-                      "Seconds from task-sent (or its eta) to task-started.",
-                      snapshot.tasks, snapshot.wait_bounds, lambda t: (t.wait, t.wait_sum))
-    _render_workers(out, snapshot.workers)
-    _render_queues(out, snapshot.queues)
-    _render_self(out, snapshot)
-    return "".join(out)
+# A rendered histogram block, remembered with the (count, sum) it was rendered from.
+_Block = tuple[int, float, str]
+
+
+class Renderer:
+    """Renders snapshots; remembers each histogram's text until its count or sum changes.
+
+    Histograms are most of a large scrape (17 lines per series), and between two scrapes many
+    series see no event at all; their text is reused instead of rebuilt. The cache holds only
+    the series of the last snapshot, so it is bounded like the series themselves.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: dict[str, dict[str, _Block]] = {}
+
+    def render(self, snapshot: Snapshot) -> str:
+        out: list[str] = []
+        _render_tasks(out, snapshot.tasks)
+        self._histogram(out, "celery_task_runtime",
+                        "Task runtime in seconds (task-succeeded runtime, task-failed minus task-started).",
+                        snapshot.tasks, snapshot.runtime_bounds, lambda t: (t.runtime, t.runtime_sum))
+        self._histogram(out, "celery_task_queue_wait_time",
+                        "Seconds from task-sent (or its eta) to task-started.",
+                        snapshot.tasks, snapshot.wait_bounds, lambda t: (t.wait, t.wait_sum))
+        _render_workers(out, snapshot.workers)
+        _render_queues(out, snapshot.queues)
+        _render_self(out, snapshot)
+        return "".join(out)
+
+    def _histogram(self, out: list[str], name: str, help_text: str, tasks: list[TaskCopy],
+                   bounds: tuple[float, ...],
+                   values: Callable[[TaskCopy], tuple[list[int], float]]) -> None:
+        _header(out, name, "histogram", help_text)
+        bucket = name + "_bucket{"
+        les = [f',le="{number(bound)}"}} ' for bound in bounds]
+        les.append(',le="+Inf"} ')
+        previous = self._blocks.get(name, {})
+        blocks: dict[str, _Block] = {}
+        for t in tasks:
+            buckets, total = values(t)
+            count = sum(buckets)
+            if not count:
+                continue
+            labels = t.labels
+            block = previous.get(labels)
+            if block is None or block[0] != count or block[1] != total:
+                prefix = bucket + labels
+                text = "".join([f"{prefix}{le}{c}\n" for le, c in zip(les, accumulate(buckets))])
+                block = (count, total, f"{text}{name}_count{{{labels}}} {count}\n{name}_sum{{{labels}}} {total!r}\n")
+            blocks[labels] = block
+            out.append(block[2])
+        self._blocks[name] = blocks
 
 
 def _render_tasks(out: list[str], tasks: list[TaskCopy]) -> None:
@@ -67,23 +106,6 @@ def _render_tasks(out: list[str], tasks: list[TaskCopy]) -> None:
     for t in tasks:
         for exception, count in t.failed:
             out.append(f'celery_task_failed_total{{{t.labels},exception="{escape_label_value(exception)}"}} {count}\n')
-
-
-def _render_histogram(out: list[str], name: str, help_text: str, tasks: list[TaskCopy],
-                      bounds: tuple[float, ...],
-                      values: Callable[[TaskCopy], tuple[list[int], float]]) -> None:
-    _header(out, name, "histogram", help_text)
-    bucket = name + "_bucket{"
-    les = [f',le="{number(bound)}"}} ' for bound in bounds]
-    les.append(',le="+Inf"} ')
-    for t in tasks:
-        buckets, total = values(t)
-        cumulative = list(accumulate(buckets))
-        count = cumulative[-1]
-        if count:
-            labels = t.labels
-            out.append("".join([f"{bucket}{labels}{le}{c}\n" for le, c in zip(les, cumulative)]))
-            out.append(f"{name}_count{{{labels}}} {count}\n{name}_sum{{{labels}}} {number(total)}\n")
 
 
 def _gauge(out: list[str], name: str, help_text: str, samples: Iterable[tuple[str, float | None]],

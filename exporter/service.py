@@ -24,7 +24,7 @@ from .poll_results import PollResults
 from .processor import EventProcessor
 from .queue_depth import KombuQueueDepth, RedisQueueDepth
 from .reconnect import run_with_reconnect
-from .render import render
+from .render import Renderer
 from .server import make_app
 from .settings import Settings
 from .snapshot import take_snapshot
@@ -75,6 +75,7 @@ class Exporter:
             (Housekeeping(self.aggregates, self.polls, self.liveness), HOUSEKEEPING_INTERVAL, None),
         ]
         self.threads: list[threading.Thread] = []
+        self.renderer = Renderer()
 
     def start(self) -> None:
         self.threads.append(threading.Thread(
@@ -94,7 +95,7 @@ class Exporter:
             thread.join(timeout)
 
     def render_metrics(self) -> str:
-        return render(take_snapshot(self.aggregates, self.processor, self.polls, self.liveness,
+        return self.renderer.render(take_snapshot(self.aggregates, self.processor, self.polls, self.liveness,
                                     self.settings.queues))
 
     def broker_connected(self) -> bool:

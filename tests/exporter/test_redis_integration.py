@@ -42,6 +42,8 @@ def mix_worker(module_worker_factory, exporter):
 
 
 def test_known_mix_counts_every_state(exporter, app, mix_worker):
+    # A task-received may overtake its task-sent; the queue then comes from inspection.
+    exporter.wait_metric("celery_worker_consumer", 1, hostname=mix_worker.name, queue_name="mix")
     n_add, n_mul, m_fail, k_retries = 5, 3, 2, 2
     for i in range(n_add):
         app.send_task("demo.add", args=(i, i), queue="mix")

@@ -5,7 +5,7 @@ from exporter.aggregates import Aggregates
 from exporter.liveness import Liveness
 from exporter.poll_results import PollResults, QueueDepth, WorkerStats
 from exporter.processor import EventProcessor
-from exporter.render import render
+from exporter.render import Renderer
 from exporter.settings import DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_RUNTIME_BUCKETS
 from exporter.snapshot import take_snapshot
 from tests.exporter.captures import capture, envelope
@@ -19,7 +19,7 @@ def rendered(raws: list[bytes], polls: PollResults | None = None) -> str:
     aggregates = Aggregates(DEFAULT_RUNTIME_BUCKETS, DEFAULT_QUEUE_WAIT_BUCKETS)
     processor = EventProcessor(aggregates)
     processor.feed_many(raws)
-    return render(take_snapshot(aggregates, processor, polls or PollResults(), LIVENESS, ("celery",)))
+    return Renderer().render(take_snapshot(aggregates, processor, polls or PollResults(), LIVENESS, ("celery",)))
 
 
 def test_capture_renders_to_parseable_cumulative_histograms():

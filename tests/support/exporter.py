@@ -75,11 +75,16 @@ class ExporterProcess:
 
     def wait_metric(self, metric: str, expected: float, /, timeout: float = 20.0, **labels: str) -> Metrics:
         """Poll until the sample equals ``expected``; returns that scrape."""
+        seen: list[list] = [[]]
+
         def probe() -> Metrics | None:
             metrics = self.metrics()
+            seen[0] = metrics.matching(metric)
             return metrics if metrics.value(metric, **labels) == expected else None
-        return wait_for(probe, timeout=timeout, interval=0.1,
-                        what=f"{metric}{labels} == {expected} (exporter log: {self.log})")
+        try:
+            return wait_for(probe, timeout=timeout, interval=0.1, what=f"{metric}{labels} == {expected}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; samples of {metric} were {seen[0]} (exporter log: {self.log})") from None
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
