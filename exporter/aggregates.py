@@ -97,18 +97,29 @@ class TaskCopy:
 class WorkerEvents:
     """What worker-online/heartbeat/offline events said about one worker."""
 
-    __slots__ = ("online", "freq", "active", "last_heartbeat")
+    __slots__ = ("online", "freq", "active", "last_heartbeat", "first_processed", "processed",
+                 "task_events")
 
     def __init__(self) -> None:
         self.online = True
         self.freq: float | None = None
         self.active: int | None = None
         self.last_heartbeat: float | None = None
+        # Heartbeats count the tasks a worker processed; if that grows while no task-received
+        # comes from it, the worker runs without task events (no -E).
+        self.first_processed: int | None = None
+        self.processed: int | None = None
+        self.task_events = False
+
+    @property
+    def without_task_events(self) -> bool:
+        return (not self.task_events and self.processed is not None
+                and self.first_processed is not None and self.processed > self.first_processed)
 
     def copy(self) -> WorkerEvents:
         other = WorkerEvents()
-        other.online, other.freq = self.online, self.freq
-        other.active, other.last_heartbeat = self.active, self.last_heartbeat
+        for name in self.__slots__:
+            setattr(other, name, getattr(self, name))
         return other
 
 
@@ -187,6 +198,9 @@ class Aggregates:
         else:
             queue = entry[1]
         self._count(hostname, name, queue, RECEIVED)
+        worker = self.workers.get(hostname)
+        if worker is not None:
+            worker.task_events = True
 
     def _started(self, event: dict, hostname: str) -> None:
         uuid = event["uuid"]
@@ -250,6 +264,11 @@ class Aggregates:
         active = event.get("active")
         if active is not None:
             worker.active = active
+        processed = event.get("processed")
+        if processed is not None:
+            if worker.first_processed is None:
+                worker.first_processed = processed
+            worker.processed = processed
         worker.last_heartbeat = event["timestamp"]
 
     def _worker_offline(self, event: dict, hostname: str) -> None:

@@ -135,7 +135,9 @@ def event_problem(event: dict) -> str | None:
     if kind in WORKER_EVENT_TYPES:
         freq = event.get("freq")
         active = event.get("active")
-        if (freq is not None and not _is_number(freq)) or (active is not None and type(active) is not int):
+        processed = event.get("processed")
+        if ((freq is not None and not _is_number(freq)) or (active is not None and type(active) is not int)
+                or (processed is not None and type(processed) is not int)):
             return WRONG_TYPE
         return None
     return UNKNOWN_TYPE

@@ -185,5 +185,5 @@ def _render_self(out: list[str], s: Snapshot) -> None:
            "Tasks forgotten before their end because the in-flight cap was reached.",
            [("", s.in_flight_evicted)], "counter")
     _gauge(out, "celery_exporter_workers_without_events",
-           "Up workers that answer inspection but send no events (not started with -E?).",
-           [("", sum(1 for w in s.workers if w.up and not w.sends_events))])
+           "Up workers that send no events, or run tasks without sending task events (no -E).",
+           [("", sum(1 for w in s.workers if w.up and w.without_events))])

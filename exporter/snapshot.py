@@ -18,7 +18,8 @@ from .processor import EventProcessor
 class WorkerView:
     hostname: str
     up: bool
-    sends_events: bool
+    # Answers inspection but sends no events, or processes tasks without sending task events.
+    without_events: bool
     tasks_active: int | None
     last_heartbeat: float | None
     stats: WorkerStats | None
@@ -69,7 +70,7 @@ def take_snapshot(aggregates: Aggregates, processor: EventProcessor, polls: Poll
         workers.append(WorkerView(
             hostname=hostname,
             up=liveness.is_up(events, last_heard.get(hostname), polled.answered_at.get(hostname), now),
-            sends_events=events is not None,
+            without_events=events is None or events.without_task_events,
             tasks_active=events.active if events else None,
             last_heartbeat=events.last_heartbeat if events else None,
             stats=polled.stats.get(hostname),
