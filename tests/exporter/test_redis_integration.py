@@ -171,3 +171,11 @@ def test_garbage_on_the_events_channel_is_counted_and_good_events_still_counted(
 def test_promtool_finds_nothing_in_a_real_scrape(exporter, mix_worker):
     exporter.wait_metric("celery_worker_up", 1, hostname=mix_worker.name)
     assert promtool_findings(exporter.metrics().text) == []
+
+
+def test_autoscaler_bounds_are_reported(exporter, module_worker_factory):
+    worker = module_worker_factory("autoscale@autopilot-test", queues=["autoscale"], concurrency=1,
+                                   extra_args=["--autoscale", "3,1"])
+    metrics = exporter.wait_metric("celery_worker_pool_autoscaler_max", 3, hostname=worker.name)
+    assert metrics.value("celery_worker_pool_autoscaler_min", hostname=worker.name) == 1
+    worker.kill()
