@@ -33,8 +33,6 @@ TASK_EVENT_TYPES = frozenset({
     "task-retried", "task-rejected", "task-revoked",
 })
 WORKER_EVENT_TYPES = frozenset({"worker-online", "worker-heartbeat", "worker-offline"})
-# Fields a task event of this type must carry as a string, beyond type/hostname/uuid.
-_REQUIRED_STRINGS = {"task-sent": "name", "task-received": "name"}
 
 ErrorSink = Callable[[str], None]
 
@@ -109,55 +107,80 @@ def _is_number(value: object) -> bool:
     return kind is float or kind is int
 
 
+def _optional(event: dict, field: str, *types: type) -> bool:
+    value = event.get(field)
+    return value is None or type(value) in types
+
+
+def _task_id(event: dict) -> str | None:
+    uuid = event.get("uuid")
+    if uuid is None:
+        return MISSING_FIELD
+    return None if type(uuid) is str else WRONG_TYPE
+
+
+def _named_task(event: dict) -> str | None:
+    name = event.get("name")
+    if name is None:
+        return MISSING_FIELD
+    if type(name) is not str:
+        return WRONG_TYPE
+    return _task_id(event)
+
+
+def _sent(event: dict) -> str | None:
+    if not (_optional(event, "queue", str) and _optional(event, "routing_key", str)
+            and _optional(event, "eta", str)):
+        return WRONG_TYPE
+    return _named_task(event)
+
+
+def _succeeded(event: dict) -> str | None:
+    return _task_id(event) if _optional(event, "runtime", float, int) else WRONG_TYPE
+
+
+def _failed(event: dict) -> str | None:
+    return _task_id(event) if _optional(event, "exception", str) else WRONG_TYPE
+
+
+def _worker(event: dict) -> str | None:
+    if (_optional(event, "freq", float, int) and _optional(event, "active", int)
+            and _optional(event, "processed", int)):
+        return None
+    return WRONG_TYPE
+
+
+# Event type -> the check of the fields the aggregates use beyond type, hostname and timestamp.
+_CHECKS = {
+    "task-sent": _sent,
+    "task-received": _named_task,
+    "task-started": _task_id,
+    "task-succeeded": _succeeded,
+    "task-failed": _failed,
+    "task-retried": _task_id,
+    "task-rejected": _task_id,
+    "task-revoked": _task_id,
+    "worker-online": _worker,
+    "worker-heartbeat": _worker,
+    "worker-offline": _worker,
+}
+assert set(_CHECKS) == TASK_EVENT_TYPES | WORKER_EVENT_TYPES
+
+
 def event_problem(event: dict) -> str | None:
     """Why the aggregates cannot use this event, or None when they can."""
-    kind = event.get("type")
-    hostname = event.get("hostname")
-    timestamp = event.get("timestamp")
-    if kind is None or hostname is None or timestamp is None:
+    try:
+        kind = event["type"]
+        hostname = event["hostname"]
+        timestamp = event["timestamp"]
+    except KeyError:
         return MISSING_FIELD
-    if type(kind) is not str or type(hostname) is not str or not _is_number(timestamp):
+    if type(hostname) is not str or not _is_number(timestamp):
         return WRONG_TYPE
-    if kind in TASK_EVENT_TYPES:
-        uuid = event.get("uuid")
-        if uuid is None:
-            return MISSING_FIELD
-        if type(uuid) is not str:
-            return WRONG_TYPE
-        required = _REQUIRED_STRINGS.get(kind)
-        if required is not None:
-            value = event.get(required)
-            if value is None:
-                return MISSING_FIELD
-            if type(value) is not str:
-                return WRONG_TYPE
-        return _task_field_problem(kind, event)
-    if kind in WORKER_EVENT_TYPES:
-        freq = event.get("freq")
-        active = event.get("active")
-        processed = event.get("processed")
-        if ((freq is not None and not _is_number(freq)) or (active is not None and type(active) is not int)
-                or (processed is not None and type(processed) is not int)):
-            return WRONG_TYPE
-        return None
-    return UNKNOWN_TYPE
-
-
-def _task_field_problem(kind: str, event: dict) -> str | None:
-    if kind == "task-sent":
-        queue = event.get("queue")
-        routing_key = event.get("routing_key")
-        eta = event.get("eta")
-        if ((queue is not None and type(queue) is not str)
-                or (routing_key is not None and type(routing_key) is not str)
-                or (eta is not None and type(eta) is not str)):
-            return WRONG_TYPE
-    elif kind == "task-succeeded":
-        runtime = event.get("runtime")
-        if runtime is not None and not _is_number(runtime):
-            return WRONG_TYPE
-    elif kind == "task-failed":
-        exception = event.get("exception")
-        if exception is not None and type(exception) is not str:
-            return WRONG_TYPE
-    return None
+    try:
+        check = _CHECKS.get(kind)
+    except TypeError:  # an unhashable type, e.g. a list
+        return WRONG_TYPE
+    if check is None:
+        return UNKNOWN_TYPE if type(kind) is str else WRONG_TYPE
+    return check(event)
