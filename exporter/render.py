@@ -2,9 +2,10 @@
 
 Written by hand rather than through prometheus_client's registry because a scrape of 100 workers
 x 50 task names is about 200,000 lines (prometheus_client's generate_latest took 2.4 s for it
-here, this renderer under 0.1 s): label
-strings are built and escaped once, when a series is created, each line is one f-string, and a
-histogram that did not change since the last scrape reuses its text. The output is checked against prometheus_client's parser and ``promtool check metrics`` in the tests.
+here, this renderer under 0.1 s): label strings are built and escaped once, when a series is
+created, each line is one f-string, and a histogram that did not change since the last scrape
+reuses its text. The output is checked against prometheus_client's parser and
+``promtool check metrics`` in the tests.
 """
 from __future__ import annotations
 
