@@ -91,8 +91,9 @@ class Renderer:
             block = previous.get(labels)
             if block is None or block[0] != count or block[1] != total:
                 prefix = bucket + labels
-                text = "".join([f"{prefix}{le}{c}\n" for le, c in zip(les, accumulate(buckets))])
-                block = (count, total, f"{text}{name}_count{{{labels}}} {count}\n{name}_sum{{{labels}}} {total!r}\n")
+                lines = [f"{prefix}{le}{c}\n" for le, c in zip(les, accumulate(buckets))]
+                lines.append(f"{name}_count{{{labels}}} {count}\n{name}_sum{{{labels}}} {total!r}\n")
+                block = (count, total, "".join(lines))
             blocks[labels] = block
             out.append(block[2])
         self._blocks[name] = blocks
