@@ -70,3 +70,29 @@ def test_worker_and_queue_metrics_from_poll_results():
     assert metrics.value("celery_active_consumer_count", queue_name="other") == 5
     assert metrics.value("celery_active_process_count", queue_name="other") == 3
     assert promtool_findings(metrics.text) == []
+
+
+def test_reused_histogram_text_follows_new_observations():
+    aggregates = Aggregates(DEFAULT_RUNTIME_BUCKETS, DEFAULT_QUEUE_WAIT_BUCKETS)
+    processor = EventProcessor(aggregates)
+    renderer = Renderer()
+
+    def scrape() -> Metrics:
+        return Metrics(renderer.render(take_snapshot(aggregates, processor, PollResults(), LIVENESS, ())))
+
+    def succeeded(uuid: str, hostname: str, runtime: float) -> bytes:
+        return envelope({"type": "task-succeeded", "hostname": hostname, "uuid": uuid, "runtime": runtime,
+                         "timestamp": 1.0})
+
+    processor.feed_many([succeeded("1", "a@h", 0.2), succeeded("2", "b@h", 0.2)])
+    first = scrape()
+    processor.feed(succeeded("3", "a@h", 3.0))
+    second = scrape()
+    assert second.value("celery_task_runtime_count", hostname="a@h") == 2
+    assert second.value("celery_task_runtime_bucket", hostname="a@h", le="0.25") == 1
+    assert second.value("celery_task_runtime_bucket", hostname="a@h", le="5.0") == 2
+    assert second.value("celery_task_runtime_sum", hostname="a@h") == 3.2
+    assert second.matching("celery_task_runtime_bucket", hostname="b@h") == \
+        first.matching("celery_task_runtime_bucket", hostname="b@h")
+    aggregates.purge_hostnames({"b@h"})
+    assert scrape().matching("celery_task_runtime_count", hostname="b@h") == []
