@@ -36,7 +36,12 @@ HOUSEKEEPING_INTERVAL = 1.0
 
 
 class Exporter:
-    """Everything but the HTTP server; ``start`` launches the threads, ``stop`` ends them."""
+    """Everything but the HTTP server; ``start`` launches the threads, ``stop`` ends them.
+
+    Constructing it connects to nothing, so without ``start`` it is the in-process pipeline the
+    benchmark drives: ``processor.feed(raw)`` / ``feed_many`` with Redis pub/sub payloads,
+    ``processor.events_applied`` / ``processor.errors`` to read back, ``render_metrics()``.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
