@@ -46,7 +46,7 @@ else:  # pragma: no cover - exercised only on 3.10
         return base64.b64decode(data, validate=True)
 
 
-def envelope_body(raw: bytes, max_bytes: int, error: ErrorSink) -> bytes | str | None:
+def envelope_body(raw: bytes | str, max_bytes: int, error: ErrorSink) -> bytes | str | None:
     """The event payload of one Redis pub/sub message, or None after reporting why not."""
     if len(raw) > max_bytes:
         error(TOO_LARGE)

@@ -27,12 +27,12 @@ class EventProcessor:
     def events_applied(self) -> int:
         return sum(self.events_by_type.values())
 
-    def feed(self, raw: bytes) -> None:
+    def feed(self, raw: bytes | str) -> None:
         """One Redis pub/sub payload (kombu's JSON envelope)."""
         with self.lock:
             self._feed(raw, time.monotonic())
 
-    def feed_many(self, raws: Iterable[bytes]) -> None:
+    def feed_many(self, raws: Iterable[bytes | str]) -> None:
         """Several payloads under one lock acquisition: what one socket read delivered."""
         with self.lock:
             now = time.monotonic()
@@ -51,7 +51,7 @@ class EventProcessor:
                 return
             self._apply(decode.body_events(body, self._error), time.monotonic())
 
-    def _feed(self, raw: bytes, now: float) -> None:
+    def _feed(self, raw: bytes | str, now: float) -> None:
         self.messages += 1
         body = decode.envelope_body(raw, self.max_message_bytes, self._error)
         if body is not None:
