@@ -13,7 +13,8 @@ from celery import Celery
 
 app = Celery("demo", broker=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"))
 app.conf.update(
-    worker_send_task_events=True,
+    # DEMO_WORKER_EVENTS=0 starts a worker that sends no events until told to (enable_events).
+    worker_send_task_events=os.environ.get("DEMO_WORKER_EVENTS", "1") != "0",
     task_send_sent_event=True,
     task_ignore_result=True,
     broker_connection_retry_on_startup=True,

@@ -26,8 +26,7 @@ def redis_server() -> Iterator[RedisServer]:
 _db_numbers = itertools.cycle(range(1, 64))
 
 
-@pytest.fixture
-def broker_url(redis_server: RedisServer) -> str:
+def _fresh_db_url(redis_server: RedisServer) -> str:
     """A Redis URL on a database no earlier test used recently, emptied first.
 
     Kombu prefixes the events channel with the database number, so tests on different databases
@@ -39,12 +38,21 @@ def broker_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture
-def worker_factory(broker_url: str) -> Iterator[Callable[..., Worker]]:
-    """Start real worker subprocesses on the test's broker; all are killed at teardown."""
+def broker_url(redis_server: RedisServer) -> str:
+    return _fresh_db_url(redis_server)
+
+
+@pytest.fixture(scope="module")
+def module_broker_url(redis_server: RedisServer) -> str:
+    """A database of its own for a whole test module (workers started once per module)."""
+    return _fresh_db_url(redis_server)
+
+
+def _worker_factory(default_broker_url: str) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
     def factory(name: str = "w1@autopilot-test", **kwargs) -> Worker:
-        worker = start_worker(kwargs.pop("broker_url", broker_url), name, **kwargs)
+        worker = start_worker(kwargs.pop("broker_url", default_broker_url), name, **kwargs)
         started.append(worker)
         return worker
 
@@ -74,3 +82,15 @@ def browser() -> Iterator[Chrome]:
     """A headless Chromium with a fresh profile (no cookies from earlier tests)."""
     with headless_chromium() as driver:
         yield driver
+
+
+@pytest.fixture
+def worker_factory(broker_url: str) -> Iterator[Callable[..., Worker]]:
+    """Start real worker subprocesses on the test's broker; all are killed at teardown."""
+    yield from _worker_factory(broker_url)
+
+
+@pytest.fixture(scope="module")
+def module_worker_factory(module_broker_url: str) -> Iterator[Callable[..., Worker]]:
+    """Workers shared by the tests of one module, on ``module_broker_url``."""
+    yield from _worker_factory(module_broker_url)

@@ -47,17 +47,22 @@ def start_worker(
     extra_args: list[str] | None = None,
     env: dict[str, str] | None = None,
     ready_timeout: float = 30.0,
+    events: bool = True,
 ) -> Worker:
-    """Start ``celery worker`` and return once it answers a ping."""
+    """Start ``celery worker`` and return once it answers a ping.
+
+    ``events=False`` starts it without events (no ``-E``, ``DEMO_WORKER_EVENTS=0``).
+    """
     queues = queues or ["celery"]
     log = Path(tempfile.mkstemp(prefix=f"worker-{name.replace('@', '_')}-", suffix=".log")[1])
     cmd = [
         sys.executable, "-m", "celery", "-A", "demo.tasks", "worker",
         "-P", pool, "-c", str(concurrency), "-n", name, "-Q", ",".join(queues),
-        "--without-mingle", "--without-gossip", "--loglevel", "INFO", "-E",
+        "--without-mingle", "--without-gossip", "--loglevel", "INFO", *(["-E"] if events else []),
         *(extra_args or []),
     ]
-    proc_env = {**os.environ, "CELERY_BROKER_URL": broker_url, "PYTHONPATH": str(ROOT)}
+    proc_env = {**os.environ, "CELERY_BROKER_URL": broker_url, "PYTHONPATH": str(ROOT),
+                "DEMO_WORKER_EVENTS": "1" if events else "0"}
     proc_env.update(env or {})
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -1,0 +1,359 @@
+"""Validated Celery events -> counters, histograms and worker liveness in plain dicts.
+
+Only the event consumer thread writes here, holding ``lock``; a scrape copies what it needs under
+the same lock (``copy_tasks``, ``copy_workers``) and renders outside it.
+
+Memory depends on workers x task names x queues, never on the number of task ids: started,
+succeeded and failed events carry neither the task name nor its queue, so a bounded map of the
+tasks in flight (uuid -> name, queue, wait base, start time) bridges from task-sent/received to
+the terminal event; it evicts the oldest when full, and at its terminal state a task moves to a
+small fixed-size map of recently finished ones, for events that arrive late.
+"""
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from fnmatch import fnmatchcase
+
+UNKNOWN = "unknown"
+
+# Index of each task state in TaskSeries.counts; failed is counted by exception apart.
+STATES = ("sent", "received", "started", "succeeded", "retried", "rejected", "revoked")
+SENT, RECEIVED, STARTED, SUCCEEDED, RETRIED, REJECTED, REVOKED = range(len(STATES))
+
+# Task names whose allow/deny verdict is cached; past this the cache starts afresh, so a flood of
+# distinct names cannot grow it without bound.
+_NAME_CACHE_LIMIT = 10_000
+# Finished tasks remembered for events that arrive after the terminal one: each prefork pool
+# process flushes its own event buffer, so a task-retried can follow the retry's task-succeeded.
+RECENTLY_FINISHED = 10_000
+# An exception label longer than this is cut: the label is meant to be a class name.
+_EXCEPTION_LABEL_MAX = 120
+
+
+def escape_label_value(value: str) -> str:
+    """A label value as the text exposition format needs it inside double quotes."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def task_labels(hostname: str, name: str, queue: str) -> str:
+    return (f'name="{escape_label_value(name)}",hostname="{escape_label_value(hostname)}",'
+            f'queue_name="{escape_label_value(queue)}"')
+
+
+def exception_label(exception: object) -> str:
+    """The class name from an exception repr: ``KeyError('x')`` -> ``KeyError``.
+
+    The message after the parenthesis would make the label unbounded.
+    """
+    if type(exception) is not str or not exception:
+        return UNKNOWN
+    head = exception.split("(", 1)[0].split("\n", 1)[0].strip()
+    return head[:_EXCEPTION_LABEL_MAX] or UNKNOWN
+
+
+def eta_timestamp(eta: str) -> float | None:
+    """POSIX time of a task-sent ``eta`` (ISO 8601), or None when it does not parse."""
+    try:
+        return datetime.fromisoformat(eta).timestamp()
+    except ValueError:
+        return None
+
+
+class TaskSeries:
+    """Every counter and histogram of one (hostname, task name, queue)."""
+
+    __slots__ = ("labels", "counts", "failed", "runtime", "runtime_sum", "wait", "wait_sum")
+
+    def __init__(self, labels: str, runtime_buckets: int, wait_buckets: int) -> None:
+        self.labels = labels
+        self.counts = [0] * len(STATES)
+        self.failed: dict[str, int] = {}
+        # One slot per bucket bound plus +Inf; not cumulative (that is done at scrape time).
+        self.runtime = [0] * (runtime_buckets + 1)
+        self.runtime_sum = 0.0
+        self.wait = [0] * (wait_buckets + 1)
+        self.wait_sum = 0.0
+
+
+class TaskCopy:
+    """A consistent copy of a TaskSeries for rendering outside the lock."""
+
+    __slots__ = ("labels", "counts", "failed", "runtime", "runtime_sum", "wait", "wait_sum")
+
+    def __init__(self, series: TaskSeries) -> None:
+        self.labels = series.labels
+        self.counts = series.counts[:]
+        self.failed = tuple(series.failed.items())
+        self.runtime = series.runtime[:]
+        self.runtime_sum = series.runtime_sum
+        self.wait = series.wait[:]
+        self.wait_sum = series.wait_sum
+
+
+class WorkerEvents:
+    """What worker-online/heartbeat/offline events said about one worker."""
+
+    __slots__ = ("online", "freq", "active", "last_heartbeat", "first_processed", "processed",
+                 "task_events")
+
+    def __init__(self) -> None:
+        self.online = True
+        self.freq: float | None = None
+        self.active: int | None = None
+        self.last_heartbeat: float | None = None
+        # Heartbeats count the tasks a worker processed; if that grows while no task-received
+        # comes from it, the worker runs without task events (no -E).
+        self.first_processed: int | None = None
+        self.processed: int | None = None
+        self.task_events = False
+
+    @property
+    def without_task_events(self) -> bool:
+        return (not self.task_events and self.processed is not None
+                and self.first_processed is not None and self.processed > self.first_processed)
+
+    def copy(self) -> WorkerEvents:
+        other = WorkerEvents()
+        for name in self.__slots__:
+            setattr(other, name, getattr(self, name))
+        return other
+
+
+class Aggregates:
+    def __init__(
+        self,
+        runtime_buckets: Iterable[float],
+        queue_wait_buckets: Iterable[float],
+        *,
+        task_allow: Iterable[str] = (),
+        task_deny: Iterable[str] = (),
+        max_series: int = 10_000,
+        max_tasks_in_flight: int = 50_000,
+    ) -> None:
+        self.lock = threading.Lock()
+        self.runtime_bounds = tuple(sorted(runtime_buckets))
+        self.wait_bounds = tuple(sorted(queue_wait_buckets))
+        self.task_allow = tuple(task_allow)
+        self.task_deny = tuple(task_deny)
+        self.max_series = max_series
+        self.max_tasks_in_flight = max_tasks_in_flight
+
+        self.series: dict[tuple[str, str, str], TaskSeries] = {}
+        self.in_flight: OrderedDict[str, tuple[str, str, float | None, float | None]] = OrderedDict()
+        self.finished: OrderedDict[str, tuple[str, str, float | None, float | None]] = OrderedDict()
+        self.workers: dict[str, WorkerEvents] = {}
+        # hostname -> time.monotonic() of the last event from it: liveness and purging.
+        self.last_heard: dict[str, float] = {}
+        # hostname -> the one queue a worker consumes, from inspection: the queue of a task whose
+        # task-sent was never seen.
+        self.single_queues: dict[str, str] = {}
+
+        self.series_dropped = 0
+        self.in_flight_evicted = 0
+        self._name_allowed: dict[str, bool] = {}
+        self._handlers: dict[str, Callable[[dict, str], None]] = {
+            "task-sent": self._sent,
+            "task-received": self._received,
+            "task-started": self._started,
+            "task-succeeded": self._succeeded,
+            "task-failed": self._failed,
+            "task-retried": self._retried,
+            "task-rejected": self._rejected,
+            "task-revoked": self._revoked,
+            "worker-online": self._worker_beat,
+            "worker-heartbeat": self._worker_beat,
+            "worker-offline": self._worker_offline,
+        }
+
+    # The hot path. The caller holds ``lock`` and passed the event through decode.event_problem.
+
+    def apply(self, event: dict, now: float) -> None:
+        hostname = event["hostname"]
+        self.last_heard[hostname] = now
+        self._handlers[event["type"]](event, hostname)
+
+    def _sent(self, event: dict, hostname: str) -> None:
+        name = event["name"]
+        queue = event.get("queue") or event.get("routing_key") or UNKNOWN
+        base = event["timestamp"]
+        eta = event.get("eta")
+        if eta is not None:
+            eta_at = eta_timestamp(eta)
+            if eta_at is not None and eta_at > base:
+                base = eta_at
+        self._track(event["uuid"], (name, queue, base, None))
+        self._count(hostname, name, queue, SENT)
+
+    def _received(self, event: dict, hostname: str) -> None:
+        name = event["name"]
+        uuid = event["uuid"]
+        entry = self.in_flight.get(uuid)
+        if entry is None:
+            queue = self.single_queues.get(hostname, UNKNOWN)
+            self._track(uuid, (name, queue, event["timestamp"], None))
+        else:
+            queue = entry[1]
+        self._count(hostname, name, queue, RECEIVED)
+        worker = self.workers.get(hostname)
+        if worker is not None:
+            worker.task_events = True
+
+    def _started(self, event: dict, hostname: str) -> None:
+        uuid = event["uuid"]
+        started_at = event["timestamp"]
+        entry = self.in_flight.get(uuid)
+        if entry is None:
+            name, queue, base = UNKNOWN, self.single_queues.get(hostname, UNKNOWN), None
+            self._track(uuid, (name, queue, None, started_at))
+        else:
+            name, queue, base = entry[0], entry[1], entry[2]
+            self.in_flight[uuid] = (name, queue, base, started_at)
+        series = self._count(hostname, name, queue, STARTED)
+        if series is not None and base is not None:
+            wait = started_at - base
+            if wait < 0.0:
+                wait = 0.0
+            series.wait[bisect_left(self.wait_bounds, wait)] += 1
+            series.wait_sum += wait
+
+    def _succeeded(self, event: dict, hostname: str) -> None:
+        name, queue, _ = self._finish(event["uuid"], hostname)
+        series = self._count(hostname, name, queue, SUCCEEDED)
+        runtime = event.get("runtime")
+        if series is not None and runtime is not None:
+            self._observe_runtime(series, runtime)
+
+    def _failed(self, event: dict, hostname: str) -> None:
+        name, queue, started_at = self._finish(event["uuid"], hostname)
+        series = self._series(hostname, name, queue)
+        if series is None:
+            return
+        label = exception_label(event.get("exception"))
+        series.failed[label] = series.failed.get(label, 0) + 1
+        if started_at is not None:
+            self._observe_runtime(series, event["timestamp"] - started_at)
+
+    def _retried(self, event: dict, hostname: str) -> None:
+        uuid = event["uuid"]
+        entry = self.in_flight.get(uuid) or self.finished.get(uuid)
+        if entry is None:
+            self._count(hostname, UNKNOWN, self.single_queues.get(hostname, UNKNOWN), RETRIED)
+        else:
+            self._count(hostname, entry[0], entry[1], RETRIED)
+
+    def _rejected(self, event: dict, hostname: str) -> None:
+        name, queue, _ = self._finish(event["uuid"], hostname)
+        self._count(hostname, name, queue, REJECTED)
+
+    def _revoked(self, event: dict, hostname: str) -> None:
+        name, queue, _ = self._finish(event["uuid"], hostname)
+        self._count(hostname, name, queue, REVOKED)
+
+    def _worker_beat(self, event: dict, hostname: str) -> None:
+        worker = self.workers.get(hostname)
+        if worker is None:
+            worker = self.workers[hostname] = WorkerEvents()
+        worker.online = True
+        freq = event.get("freq")
+        if freq is not None:
+            worker.freq = freq
+        active = event.get("active")
+        if active is not None:
+            worker.active = active
+        processed = event.get("processed")
+        if processed is not None:
+            if worker.first_processed is None:
+                worker.first_processed = processed
+            worker.processed = processed
+        worker.last_heartbeat = event["timestamp"]
+
+    def _worker_offline(self, event: dict, hostname: str) -> None:
+        self._worker_beat(event, hostname)
+        self.workers[hostname].online = False
+
+    def _track(self, uuid: str, entry: tuple[str, str, float | None, float | None]) -> None:
+        in_flight = self.in_flight
+        in_flight[uuid] = entry
+        if len(in_flight) > self.max_tasks_in_flight:
+            in_flight.popitem(last=False)
+            self.in_flight_evicted += 1
+
+    def _finish(self, uuid: str, hostname: str) -> tuple[str, str, float | None]:
+        """Forget a task at its terminal state: (name, queue, started timestamp)."""
+        entry = self.in_flight.pop(uuid, None)
+        if entry is None:
+            entry = self.finished.get(uuid)
+            if entry is None:
+                return UNKNOWN, self.single_queues.get(hostname, UNKNOWN), None
+        else:
+            finished = self.finished
+            finished[uuid] = entry
+            if len(finished) > RECENTLY_FINISHED:
+                finished.popitem(last=False)
+        return entry[0], entry[1], entry[3]
+
+    def _observe_runtime(self, series: TaskSeries, runtime: float) -> None:
+        if runtime < 0.0:
+            runtime = 0.0
+        series.runtime[bisect_left(self.runtime_bounds, runtime)] += 1
+        series.runtime_sum += runtime
+
+    def _count(self, hostname: str, name: str, queue: str, state: int) -> TaskSeries | None:
+        series = self.series.get((hostname, name, queue))
+        if series is None:
+            series = self._new_series(hostname, name, queue)
+            if series is None:
+                return None
+        series.counts[state] += 1
+        return series
+
+    def _series(self, hostname: str, name: str, queue: str) -> TaskSeries | None:
+        series = self.series.get((hostname, name, queue))
+        if series is None:
+            return self._new_series(hostname, name, queue)
+        return series
+
+    def _new_series(self, hostname: str, name: str, queue: str) -> TaskSeries | None:
+        if not self._allowed(name):
+            return None
+        if len(self.series) >= self.max_series:
+            self.series_dropped += 1
+            return None
+        series = TaskSeries(task_labels(hostname, name, queue),
+                            len(self.runtime_bounds), len(self.wait_bounds))
+        self.series[(hostname, name, queue)] = series
+        return series
+
+    def _allowed(self, name: str) -> bool:
+        verdict = self._name_allowed.get(name)
+        if verdict is None:
+            verdict = ((not self.task_allow or any(fnmatchcase(name, p) for p in self.task_allow))
+                       and not any(fnmatchcase(name, p) for p in self.task_deny))
+            if len(self._name_allowed) >= _NAME_CACHE_LIMIT:
+                self._name_allowed.clear()
+            self._name_allowed[name] = verdict
+        return verdict
+
+    # Called with ``lock`` held, from other threads.
+
+    def copy_tasks(self) -> list[TaskCopy]:
+        return [TaskCopy(series) for series in self.series.values()]
+
+    def copy_workers(self) -> tuple[dict[str, WorkerEvents], dict[str, float]]:
+        return ({h: w.copy() for h, w in self.workers.items()}, dict(self.last_heard))
+
+    def purge_hostnames(self, hostnames: Iterable[str]) -> None:
+        """Forget every series of hosts gone for longer than the purge delay."""
+        gone = set(hostnames)
+        if not gone:
+            return
+        for key in [key for key in self.series if key[0] in gone]:
+            del self.series[key]
+        for hostname in gone:
+            self.workers.pop(hostname, None)
+            self.last_heard.pop(hostname, None)
+            self.single_queues.pop(hostname, None)

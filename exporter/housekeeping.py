@@ -1,0 +1,36 @@
+"""Forget hosts that are gone: every series of a host down and silent for ``purge_after``.
+
+Kept long enough (30 min by default) for a ``for: 10m`` alert on ``celery_worker_up == 0`` to fire.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from .aggregates import Aggregates
+from .liveness import Liveness
+from .poll_results import PollResults
+
+log = logging.getLogger(__name__)
+
+
+class Housekeeping:
+    name = "housekeeping"
+
+    def __init__(self, aggregates: Aggregates, polls: PollResults, liveness: Liveness) -> None:
+        self.aggregates = aggregates
+        self.polls = polls
+        self.liveness = liveness
+
+    def poll(self) -> None:
+        with self.aggregates.lock:
+            workers, last_heard = self.aggregates.copy_workers()
+        with self.polls.lock:
+            answered_at = dict(self.polls.answered_at)
+        gone = self.liveness.gone(workers, last_heard, answered_at, time.monotonic())
+        if not gone:
+            return
+        log.info("purging series of gone hosts: %s", ", ".join(sorted(gone)))
+        with self.aggregates.lock:
+            self.aggregates.purge_hostnames(gone)
+        self.polls.purge_hostnames(gone)

@@ -1,0 +1,50 @@
+"""When a worker counts as up, and when a gone host is forgotten.
+
+A worker is up when it was heard from (any event, or an inspection reply) within its timeout and
+its last word was not worker-offline. The timeout is the heartbeat timeout for workers that send
+events; a worker that never sent one is only heard by inspection, so it gets at least two
+inspection rounds. A host (worker or task producer) that is not up and was not heard from for
+``purge_after`` seconds loses every series.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .aggregates import WorkerEvents
+from .settings import heartbeat_timeout
+
+
+def _latest(*times: float | None) -> float:
+    return max((t for t in times if t is not None), default=float("-inf"))
+
+
+@dataclass(frozen=True)
+class Liveness:
+    heartbeat_timeout: float | None
+    inspect_interval: float
+    inspect_timeout: float
+    purge_after: float
+
+    def is_up(self, worker: WorkerEvents | None, last_heard: float | None,
+              answered_at: float | None, now: float) -> bool:
+        if worker is not None:
+            if not worker.online:
+                return False
+            timeout = heartbeat_timeout(self.heartbeat_timeout, worker.freq)
+        else:
+            timeout = max(heartbeat_timeout(self.heartbeat_timeout, None),
+                          2 * self.inspect_interval + self.inspect_timeout)
+        return now - _latest(last_heard, answered_at) <= timeout
+
+    def gone(self, workers: dict[str, WorkerEvents], last_heard: dict[str, float],
+             answered_at: dict[str, float], now: float) -> set[str]:
+        """Hosts to purge: down, and silent for longer than ``purge_after``."""
+        gone = set()
+        for hostname in set(last_heard) | set(answered_at):
+            heard = last_heard.get(hostname)
+            answered = answered_at.get(hostname)
+            if self.is_up(workers.get(hostname), heard, answered, now):
+                continue
+            if now - _latest(heard, answered) > self.purge_after:
+                gone.add(hostname)
+        return gone

@@ -1,0 +1,61 @@
+"""The exporter's configuration as one plain typed object.
+
+Built by ``cli.py`` from flags and environment variables and handed down; nothing below the CLI
+reads the environment or ``sys.argv``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# prometheus_client's default buckets, the ones celery-exporter's `celery_task_runtime` uses, so
+# dashboards built on it keep their quantiles.
+DEFAULT_RUNTIME_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)
+# Queue waits span from milliseconds (idle workers) to many minutes (a backlog).
+DEFAULT_QUEUE_WAIT_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+)
+
+# Celery workers announce their heartbeat period as `freq`; "auto" waits this many periods.
+MISSED_HEARTBEATS = 3
+MAX_AUTO_HEARTBEAT_TIMEOUT = 60.0
+DEFAULT_HEARTBEAT_FREQ = 2.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker_url: str
+    host: str = "0.0.0.0"
+    port: int = 9808
+    queues: tuple[str, ...] = ("celery",)
+    events_exchange: str = "celeryev"
+    redis_key_prefix: str = ""
+    queue_interval: float = 5.0
+    inspect_interval: float = 5.0
+    inspect_timeout: float = 1.0
+    discovery_interval: float = 30.0
+    heartbeat_timeout: float | None = None  # None means "auto": 3 x the worker's freq, <= 60 s
+    purge_after: float = 1800.0
+    runtime_buckets: tuple[float, ...] = DEFAULT_RUNTIME_BUCKETS
+    queue_wait_buckets: tuple[float, ...] = DEFAULT_QUEUE_WAIT_BUCKETS
+    task_allow: tuple[str, ...] = ()
+    task_deny: tuple[str, ...] = ()
+    max_series: int = 10_000
+    max_tasks_in_flight: int = 50_000
+    max_message_bytes: int = 1_048_576
+    enable_events: bool = False
+    reconnect_max_delay: float = 10.0
+    log_level: str = "INFO"
+    log_format: str = "text"
+
+
+def heartbeat_timeout(settings_timeout: float | None, freq: float | None) -> float:
+    """Seconds of silence after which a worker counts as down.
+
+    "auto" follows the period the worker announced, so a worker beating every 2 s is declared
+    down after 6 s, yet never later than a minute whatever it announced.
+    """
+    if settings_timeout is not None:
+        return settings_timeout
+    return min(MISSED_HEARTBEATS * (freq or DEFAULT_HEARTBEAT_FREQ), MAX_AUTO_HEARTBEAT_TIMEOUT)

@@ -1,0 +1,177 @@
+"""Events -> counters, histograms and liveness, fed through the real decode path."""
+from __future__ import annotations
+
+import pytest
+
+from exporter.aggregates import Aggregates, exception_label
+from exporter.liveness import Liveness
+from exporter.processor import EventProcessor
+from exporter.settings import DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_RUNTIME_BUCKETS
+from tests.exporter.captures import capture, envelope
+
+
+def make(**kwargs) -> tuple[Aggregates, EventProcessor]:
+    aggregates = Aggregates(DEFAULT_RUNTIME_BUCKETS, DEFAULT_QUEUE_WAIT_BUCKETS, **kwargs)
+    return aggregates, EventProcessor(aggregates)
+
+
+def counts(aggregates: Aggregates) -> dict[tuple[str, str, str], list[int]]:
+    return {key: series.counts for key, series in aggregates.series.items()}
+
+
+def test_prefork_capture_counts_every_state_with_name_and_queue():
+    aggregates, processor = make()
+    processor.feed_many(capture("prefork"))
+    worker = "w1@vm"
+    # sent, received, started, succeeded, retried, rejected, revoked
+    assert counts(aggregates) == {
+        ("gen9136@vm", "perf.add", "celery"): [3, 0, 0, 0, 0, 0, 0],
+        ("gen9136@vm", "perf.fail", "celery"): [1, 0, 0, 0, 0, 0, 0],
+        ("gen9136@vm", "perf.retry", "celery"): [1, 0, 0, 0, 0, 0, 0],
+        ("gen9098@vm", "perf.retry", "celery"): [1, 0, 0, 0, 0, 0, 0],
+        (worker, "perf.add", "celery"): [0, 3, 3, 3, 0, 0, 0],
+        (worker, "perf.fail", "celery"): [0, 1, 1, 0, 0, 0, 0],
+        (worker, "perf.retry", "celery"): [0, 2, 2, 0, 1, 0, 0],
+    }
+    add = aggregates.series[(worker, "perf.add", "celery")]
+    fail = aggregates.series[(worker, "perf.fail", "celery")]
+    retry = aggregates.series[(worker, "perf.retry", "celery")]
+    assert fail.failed == {"ValueError": 1}
+    assert retry.failed == {"KeyError": 1}
+    # Runtime: every finished task; queue wait: every start.
+    assert (sum(add.runtime), sum(fail.runtime), sum(retry.runtime)) == (3, 1, 1)
+    assert (sum(add.wait), sum(fail.wait), sum(retry.wait)) == (3, 1, 2)
+    assert add.runtime_sum == pytest.approx(0.0002769530001387466 + 8.369499937543878e-05 + 7.757499952276703e-05)
+    # failed runtime = failed.timestamp - started.timestamp
+    assert fail.runtime_sum == pytest.approx(1795546088.1977932 - 1795546088.1921308)
+    assert len(aggregates.in_flight) == 0
+    assert aggregates.workers[worker].online is False
+    assert processor.events_applied == 31 and processor.errors == {}
+
+
+def sent(uuid: str, name: str = "t.a", queue: str = "q", ts: float = 100.0, **extra) -> dict:
+    return {"type": "task-sent", "hostname": "gen1@h", "uuid": uuid, "name": name, "queue": queue,
+            "timestamp": ts, **extra}
+
+
+def lifecycle(uuid: str, name: str = "t.a") -> list[dict]:
+    return [sent(uuid, name),
+            {"type": "task-received", "hostname": "w@h", "uuid": uuid, "name": name, "timestamp": 101.0},
+            {"type": "task-started", "hostname": "w@h", "uuid": uuid, "timestamp": 102.0},
+            {"type": "task-succeeded", "hostname": "w@h", "uuid": uuid, "runtime": 0.5, "timestamp": 102.5}]
+
+
+def test_memory_does_not_grow_with_task_ids():
+    aggregates, processor = make()
+    for i in range(20_000):
+        processor.feed(envelope(lifecycle(f"id-{i}")))
+    assert len(aggregates.in_flight) == 0
+    assert len(aggregates.series) == 2
+    assert aggregates.series[("w@h", "t.a", "q")].counts[3] == 20_000
+
+
+def test_in_flight_map_is_capped_and_evictions_counted():
+    aggregates, processor = make(max_tasks_in_flight=10)
+    processor.feed(envelope([sent(f"id-{i}") for i in range(100)]))
+    assert len(aggregates.in_flight) == 10
+    assert aggregates.in_flight_evicted == 90
+    assert list(aggregates.in_flight)[0] == "id-90"
+
+
+def test_series_cap_drops_new_series_and_counts_them():
+    aggregates, processor = make(max_series=2)
+    processor.feed(envelope([sent("a", "t.one"), sent("b", "t.two"), sent("c", "t.three"), sent("d", "t.three")]))
+    assert sorted(k[1] for k in aggregates.series) == ["t.one", "t.two"]
+    assert aggregates.series_dropped == 2
+
+
+def test_allow_and_deny_globs_filter_task_names():
+    aggregates, processor = make(task_allow=["billing.*", "mail.send"], task_deny=["billing.internal.*"])
+    processor.feed(envelope([sent("1", "billing.charge"), sent("2", "billing.internal.sync"),
+                             sent("3", "mail.send"), sent("4", "mail.sender"), sent("5", "other")]))
+    assert sorted(k[1] for k in aggregates.series) == ["billing.charge", "mail.send"]
+
+
+def test_queue_wait_counts_from_eta_and_queue_falls_back_to_routing_key():
+    aggregates, processor = make()
+    eta = "1970-01-01T00:03:20+00:00"  # 200.0
+    processor.feed(envelope([
+        sent("1", queue=None, routing_key="rk", eta=eta),
+        {"type": "task-started", "hostname": "w@h", "uuid": "1", "timestamp": 230.0},
+    ]))
+    series = aggregates.series[("w@h", "t.a", "rk")]
+    assert series.wait_sum == pytest.approx(30.0)
+
+
+def test_task_seen_without_task_sent_takes_the_workers_single_queue():
+    aggregates, processor = make()
+    aggregates.single_queues = {"w@h": "only"}
+    processor.feed(envelope([
+        {"type": "task-received", "hostname": "w@h", "uuid": "1", "name": "t.a", "timestamp": 1.0},
+        {"type": "task-received", "hostname": "other@h", "uuid": "2", "name": "t.a", "timestamp": 1.0},
+        {"type": "task-started", "hostname": "w@h", "uuid": "3", "timestamp": 1.0},
+    ]))
+    assert set(aggregates.series) == {("w@h", "t.a", "only"), ("other@h", "t.a", "unknown"),
+                                      ("w@h", "unknown", "only")}
+
+
+@pytest.mark.parametrize("text, label", [
+    ("ValueError('boom')", "ValueError"),
+    ("Retry(Retry(...), KeyError('again'), 0)", "Retry"),
+    ("NoParens", "NoParens"),
+    ("", "unknown"),
+    (None, "unknown"),
+    ("X" * 500 + "(", "X" * 120),
+])
+def test_exception_label_is_the_class_name(text, label):
+    assert exception_label(text) == label
+
+
+LIVENESS = Liveness(heartbeat_timeout=None, inspect_interval=5, inspect_timeout=1, purge_after=100)
+
+
+def test_worker_is_down_after_three_missed_heartbeats_or_at_once_when_offline():
+    aggregates, processor = make()
+    beat = {"type": "worker-heartbeat", "hostname": "w@h", "freq": 2.0, "active": 1, "timestamp": 1.0}
+    aggregates.apply(beat, now=1000.0)
+    worker = aggregates.workers["w@h"]
+    heard = aggregates.last_heard["w@h"]
+    assert LIVENESS.is_up(worker, heard, None, now=1006.0)
+    assert not LIVENESS.is_up(worker, heard, None, now=1006.1)
+    aggregates.apply({**beat, "type": "worker-offline"}, now=1001.0)
+    assert not LIVENESS.is_up(worker, aggregates.last_heard["w@h"], None, now=1001.0)
+
+
+def test_auto_timeout_is_capped_at_a_minute_and_flag_overrides_it():
+    worker = make()[0]
+    worker.apply({"type": "worker-online", "hostname": "w@h", "freq": 300.0, "timestamp": 1.0}, now=0.0)
+    events = worker.workers["w@h"]
+    assert LIVENESS.is_up(events, 0.0, None, now=60.0) and not LIVENESS.is_up(events, 0.0, None, now=60.5)
+    fixed = Liveness(heartbeat_timeout=10, inspect_interval=5, inspect_timeout=1, purge_after=100)
+    assert not fixed.is_up(events, 0.0, None, now=10.5)
+
+
+def test_worker_known_only_by_inspection_gets_two_rounds():
+    assert LIVENESS.is_up(None, None, answered_at=0.0, now=11.0)
+    assert not LIVENESS.is_up(None, None, answered_at=0.0, now=11.5)
+
+
+def test_gone_hosts_are_purged_after_the_delay_with_all_their_series():
+    aggregates, processor = make()
+    processor.feed(envelope(lifecycle("1")))
+    workers, last_heard = aggregates.copy_workers()
+    now = last_heard["w@h"]
+    assert LIVENESS.gone(workers, last_heard, {}, now + 50) == set()
+    gone = LIVENESS.gone(workers, last_heard, {}, now + 101)
+    assert gone == {"w@h", "gen1@h"}
+    aggregates.purge_hostnames({"w@h"})
+    assert set(aggregates.series) == {("gen1@h", "t.a", "q")}
+
+
+def test_retried_arriving_after_the_retrys_success_keeps_name_and_queue():
+    """Pool processes flush their event buffers independently, so this order happens for real."""
+    aggregates, processor = make()
+    processor.feed(envelope(lifecycle("1")))
+    processor.feed(envelope({"type": "task-retried", "hostname": "w@h", "uuid": "1", "timestamp": 103.0}))
+    assert aggregates.series[("w@h", "t.a", "q")].counts[4] == 1
+    assert ("w@h", "unknown", "unknown") not in aggregates.series
