@@ -48,17 +48,18 @@ def run_exporter(checkpoints: tuple[int, ...]) -> dict[int, int]:
 
 
 def run_celery_state(checkpoints: tuple[int, ...]) -> dict[int, int]:
-    from bench.cost import kombu_decode
+    from bench.cost import kombu_decode, receiver
     from celery.events.state import State
 
     state = State()
+    event_from_message = receiver(state).event_from_message
     seen = 0
 
     def feed(raws: list[bytes]) -> None:
         nonlocal seen
         for raw in raws:
-            for event in kombu_decode(raw):
-                state.event(event)
+            for body in kombu_decode(raw):
+                state.event(event_from_message(body)[1])
                 seen += 1
     return _stream(checkpoints, feed, lambda: seen)
 

@@ -116,10 +116,10 @@ class CeleryState(ProgressFileConsumer):
 
 
 class Exporter(Consumer):
-    """The exporter itself, counted through its own ``celery_exporter_events_total``."""
+    """The exporter itself, counted through its own ``celery_exporter_events_received_total``."""
 
     name = "exporter"
-    EVENTS = re.compile(rb"^celery_exporter_events_total\{[^}]*\} ([0-9.e+]+)$", re.M)
+    EVENTS = re.compile(rb"^celery_exporter_events_received_total\{[^}]*\} ([0-9.e+]+)$", re.M)
 
     def __init__(self, redis_url: str) -> None:
         super().__init__(redis_url)
