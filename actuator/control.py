@@ -48,23 +48,31 @@ class RemoteControl:
     """Sends control commands and inspections; one instance per service."""
 
     def __init__(self, settings: ControlSettings, app: Celery | None = None) -> None:
+        """Use ``app`` (``celery -A proj actuator``) or a bare app; ``settings.broker_url`` wins.
+
+        Celery publishes control commands through the app's own producer pool, so the broker URL
+        and the bounded retry must be the app's configuration, not just a connection's.
+        """
         self.settings = settings
         self.app = app if app is not None else Celery("autopilot-actuator", set_as_current=False)
+        conf = self.app.conf
+        overrides: dict[str, Any] = {
+            "broker_connection_timeout": settings.broker_connect_timeout,
+            # One retry, then fail fast: kombu's default reconnect loop takes seconds.
+            "broker_transport_options": {
+                **(conf.broker_transport_options or {}),
+                "max_retries": 1, "interval_start": 0.2, "interval_step": 0.2, "interval_max": 0.2,
+                "socket_connect_timeout": settings.broker_connect_timeout,
+            },
+        }
+        if settings.broker_url:
+            overrides.update(broker_url=settings.broker_url, broker_read_url=None, broker_write_url=None)
+        conf.update(overrides)
         self._executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="control")
-        probe = self._connection()
+        probe = self.app.connection_for_write()
         self._connection_errors = (OperationalError, *probe.connection_errors)
         self.broker = probe.as_uri()
         probe.release()
-
-    def _connection(self) -> Connection:
-        # Bounded reconnect: one retry, then fail fast. kombu's default retries for seconds.
-        return self.app.connection_for_write(
-            self.settings.broker_url,
-            connect_timeout=self.settings.broker_connect_timeout,
-            transport_options={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2,
-                               "interval_max": 0.2,
-                               "socket_connect_timeout": self.settings.broker_connect_timeout},
-        )
 
     async def send(self, command: str, arguments: Mapping[str, Any],
                    workers: Iterable[str]) -> dict[str, Reply | None]:
@@ -87,12 +95,12 @@ class RemoteControl:
                                      timeout or self.settings.inspect_timeout, limit)
 
     async def run(self, work: Callable[[Connection], T]) -> T:
-        """Run blocking broker work on the control threads with a fresh, bounded connection."""
+        """Run blocking broker work on the control threads, with a connection from the app's pool."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._run_blocking, work)
 
     def _run_blocking(self, work: Callable[[Connection], T]) -> T:
         try:
-            with self._connection() as connection:
+            with self.app.connection_or_acquire() as connection:
                 return work(connection)
         except self._connection_errors as exc:
             raise BrokerUnavailable(f"broker {self.broker} unreachable: {exc}") from None

@@ -221,14 +221,14 @@ class _Reader:
     # -- rules ---------------------------------------------------------------------------------
 
     def rule(self, item: Any, path: NodePath, index: int, defaults: GuardPolicy) -> Rule:
-        self.rule_label = f"#{index + 1}"
+        named = isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"].strip()
+        self.rule_label = repr(item["name"]) if named else f"#{index + 1}"
         keys = ("name", "match", "match_re", "on", "cooldown", "max_actions_per_hour", "dry_run",
                 "actions")
         rule = self.mapping(item, path, keys, ("name", "actions"))
         name = rule["name"]
         if not isinstance(name, str) or not name.strip():
             self.expect(name, path + ("name",), "a non-empty string")
-        self.rule_label = repr(name)
         if "match" not in rule and "match_re" not in rule:
             self.fail(path, "a rule needs 'match' or 'match_re' (to act on every alert, "
                             "say so: match_re: {alertname: '.+'})")

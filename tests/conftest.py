@@ -1,7 +1,6 @@
 """Shared fixtures: a private Redis broker per session and real Celery worker subprocesses."""
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -18,19 +17,10 @@ def redis_server() -> Iterator[RedisServer]:
     server.close()
 
 
-_db_numbers = itertools.cycle(range(1, 64))
-
-
 @pytest.fixture
 def broker_url(redis_server: RedisServer) -> str:
-    """A Redis URL on a database no earlier test used recently, emptied first.
-
-    Kombu prefixes the events channel with the database number, so tests on different databases
-    never see each other's events or queues.
-    """
-    db = next(_db_numbers)
-    redis_server.client(db).flushdb()
-    return redis_server.url(db)
+    """A Redis URL on a database of this test's own (see ``RedisServer.fresh_url``)."""
+    return redis_server.fresh_url()
 
 
 @pytest.fixture
