@@ -53,3 +53,10 @@ def retry(self, times: int) -> int:
 def sleep(seconds: float) -> float:
     time.sleep(seconds)
     return seconds
+
+
+@app.task(name="tasks.sleep")
+def article_sleep(seconds: float) -> float:
+    """The task the Flower article's curl commands tune, under the name the article uses."""
+    time.sleep(seconds)
+    return seconds
