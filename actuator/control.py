@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 from celery import Celery
 from kombu import Connection
 from kombu.exceptions import OperationalError
+from kombu.utils.url import maybe_sanitize_url
 
 from .settings import ControlSettings
 
@@ -71,7 +72,7 @@ class RemoteControl:
         self._executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="control")
         probe = self.app.connection_for_write()
         self._connection_errors = (OperationalError, *probe.connection_errors)
-        self.broker = probe.as_uri()
+        self.broker = maybe_sanitize_url(probe.as_uri(include_password=True))
         probe.release()
 
     async def send(self, command: str, arguments: Mapping[str, Any],

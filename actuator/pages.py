@@ -22,7 +22,7 @@ _INTEGER_FILTERS = ("notification",)
 async def healthz(request: web.Request) -> web.Response:
     parts = services(request)
     return web.json_response({"status": "ok", "rules": len(parts.rules.rules),
-                              "dry_run": parts.settings.dry_run,
+                              "dry_run": parts.settings.dry_run, "broker": parts.control.broker,
                               "workers_known": sorted(parts.resolver.directory.known)})
 
 

@@ -18,7 +18,7 @@ from .metrics import ActuatorMetrics
 from .pipeline import Pipeline
 from .rule_file import load_rules
 from .rules import RuleSet
-from .services import SERVICES, Services
+from .services import PRINCIPAL, SERVICES, Services
 from .settings import Settings
 from .targets import TargetResolver, refresh_forever
 from .webhook import webhook
@@ -67,7 +67,7 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
     authenticator = request.app[SERVICES].authenticator
     access = access_of(request.match_info.handler)
     if not authenticator.needs_credentials(access):
-        request["principal"] = ANONYMOUS
+        request[PRINCIPAL] = ANONYMOUS
         return await handler(request)
     principal = authenticator.authenticate(request.headers.get("Authorization"))
     if principal is None:
@@ -75,7 +75,7 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
                     "bad credentials" if "Authorization" in request.headers else "no credentials")
         return web.json_response({"error": "authentication required"}, status=401,
                                  headers=authenticator.challenge())
-    request["principal"] = principal
+    request[PRINCIPAL] = principal
     return await handler(request)
 
 

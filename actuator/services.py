@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from .audit import AuditLog
-from .auth import Authenticator
+from .auth import Authenticator, Principal
 from .control import RemoteControl
 from .metrics import ActuatorMetrics
 from .pipeline import Pipeline
@@ -28,6 +28,7 @@ class Services:
 
 
 SERVICES = web.AppKey("services", Services)
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def services(request: web.Request) -> Services:
@@ -35,5 +36,5 @@ def services(request: web.Request) -> Services:
 
 
 def principal_of(request: web.Request) -> str | None:
-    principal = request.get("principal")
+    principal = request.get(PRINCIPAL)
     return principal.describe() if principal is not None else None
