@@ -16,10 +16,10 @@ from typing import Any, TextIO
 
 from .actions import ActionError, render_action
 from .control import BrokerUnavailable, RemoteControl
-from .payload import Notification, PayloadError, parse_notification
+from .payload import Alert, Notification, PayloadError, parse_notification
 from .pipeline import assess
 from .rule_file import RuleFileError, load_rules
-from .rules import RuleSet
+from .rules import ActionTemplate, Rule, RuleSet
 from .settings import ControlSettings
 from .targets import TargetResolver
 
@@ -67,36 +67,38 @@ async def _check(rules: RuleSet, notification: Notification, settings: ControlSe
     try:
         for alert in notification.alerts:
             matched = rules.matching(alert)
-            described: dict[str, Any] = {"alertname": alert.name, "status": alert.status,
-                                         "fingerprint": alert.fingerprint, "labels": dict(alert.labels),
-                                         "matched_rules": [rule.name for rule in matched], "actions": []}
-            for rule in matched:
-                for template in rule.actions:
-                    try:
-                        action = render_action(template, rule, alert)
-                    except ActionError as exc:
-                        report.errors += 1
-                        described["actions"].append({"rule": rule.name, "command": template.spec.name,
-                                                     "error": str(exc), "rendered": exc.rendered})
-                        continue
-                    entry = action.describe()
-                    if action.spec.dangerous and action.spec.name not in rules.allow:
-                        entry["refused"] = f"{action.spec.name} is not in the rule file's 'allow' list"
-                    if resolver is not None and report.targets_unresolved is None:
-                        try:
-                            assessment = await assess(resolver, action)
-                        except BrokerUnavailable as exc:
-                            report.targets_unresolved = str(exc)
-                        else:
-                            entry["targets"] = {"workers": [w.describe() for w in assessment.able],
-                                                "refused": [w.describe() for w in assessment.refused],
-                                                "reason": assessment.reason}
-                    described["actions"].append(entry)
-            report.alerts.append(described)
+            actions = [await _plan(report, rule, template, alert, resolver)
+                       for rule in matched for template in rule.actions]
+            report.alerts.append({"alertname": alert.name, "status": alert.status,
+                                  "fingerprint": alert.fingerprint, "labels": dict(alert.labels),
+                                  "matched_rules": [rule.name for rule in matched], "actions": actions})
     finally:
         if control is not None:
             control.close()
     return report
+
+
+async def _plan(report: CheckReport, rule: Rule, template: ActionTemplate, alert: Alert,
+                resolver: TargetResolver | None) -> dict[str, Any]:
+    """One action as the server would see it: rendered, validated, its targets assessed."""
+    try:
+        action = render_action(template, rule, alert)
+    except ActionError as exc:
+        report.errors += 1
+        return {"rule": rule.name, "command": template.spec.name, "error": str(exc), "rendered": exc.rendered}
+    entry = action.describe()
+    if action.spec.dangerous and action.spec.name not in report.rules.allow:
+        entry["refused"] = f"{action.spec.name} is not in the rule file's 'allow' list"
+    if resolver is not None and report.targets_unresolved is None:
+        try:
+            assessment = await assess(resolver, action)
+        except BrokerUnavailable as exc:
+            report.targets_unresolved = str(exc)
+        else:
+            entry["targets"] = {"workers": [w.describe() for w in assessment.able],
+                                "refused": [w.describe() for w in assessment.refused],
+                                "reason": assessment.reason}
+    return entry
 
 
 def _arguments(arguments: dict[str, Any]) -> str:

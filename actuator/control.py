@@ -23,6 +23,9 @@ from kombu.utils.url import maybe_sanitize_url
 from .settings import ControlSettings
 
 T = TypeVar("T")
+# Blocking broker calls in flight at once; each thread has its own reply queue (kombu keys the
+# reply queue by thread), so concurrent webhooks never read each other's replies.
+CONTROL_THREADS = 4
 
 
 class BrokerUnavailable(RuntimeError):
@@ -69,7 +72,7 @@ class RemoteControl:
         if settings.broker_url:
             overrides.update(broker_url=settings.broker_url, broker_read_url=None, broker_write_url=None)
         conf.update(overrides)
-        self._executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="control")
+        self._executor = ThreadPoolExecutor(max_workers=CONTROL_THREADS, thread_name_prefix="control")
         probe = self.app.connection_for_write()
         self._connection_errors = (OperationalError, *probe.connection_errors)
         self.broker = maybe_sanitize_url(probe.as_uri(include_password=True))

@@ -16,6 +16,7 @@ from .services import services
 # The status page escapes everything: label values and queue names are user data.
 _PAGES = Environment(loader=PackageLoader("actuator", "templates"), autoescape=select_autoescape(["html"]))
 _INTEGER_FILTERS = ("notification",)
+RECENT_ACTIONS = 50
 
 
 @requires(Access.OPEN)
@@ -81,7 +82,7 @@ async def actions(request: web.Request) -> web.Response:
 @requires(Access.READ)
 async def status_page(request: web.Request) -> web.Response:
     parts = services(request)
-    recent = await parts.audit.decisions({}, parts.settings.recent_actions)
+    recent = await parts.audit.decisions({}, RECENT_ACTIONS)
     html = _PAGES.get_template("status.html").render(
         rules=parts.rules.describe(), actions=recent, dry_run=parts.settings.dry_run,
         workers=sorted(parts.resolver.directory.known), broker=parts.control.broker)

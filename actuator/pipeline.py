@@ -11,6 +11,7 @@ Alertmanager to retry.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -24,6 +25,8 @@ from .payload import Alert, Notification
 from .rules import ActionTemplate, Rule, RuleSet
 from .targets import TargetResolver
 from .worker_facts import WorkerFacts, inspections_for, refusal
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -143,6 +146,10 @@ class Pipeline:
         report.reason = assessment.reason if not report.workers else "; ".join(details) or None
 
     async def record(self, context: Context, report: ActionReport) -> None:
-        """Write a decision to the audit log and count it."""
+        """Write a decision to the audit log, count it and log it."""
         await self.audit.record_decision(context, report)
         self.metrics.action(report)
+        workers = ", ".join(f"{w.worker}: {w.outcome}" for w in report.workers)
+        log.info("%s %s %s %s -> %s%s%s", context.source, report.rule or "-", report.command,
+                 dict(report.arguments), report.outcome, f" [{workers}]" if workers else "",
+                 f" ({report.reason})" if report.reason else "")

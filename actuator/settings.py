@@ -43,7 +43,6 @@ class ControlSettings:
     inspect_timeout: float = 1.0
     broker_connect_timeout: float = 2.0
     discovery_interval: float = 30.0
-    threads: int = 4
 
 
 @dataclass(frozen=True)
@@ -58,4 +57,3 @@ class Settings:
     audit_db: Path = Path("autopilot-actuator.sqlite3")
     dry_run: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    recent_actions: int = 50

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from actuator.http_contract import api_status
+from actuator.outcomes import ActionReport, WorkerResult
 from actuator.services import SERVICES
 from actuator.settings import AuthSettings, ControlSettings
 from tests.actuator.payloads import alert, backlog, notification
@@ -194,3 +196,20 @@ async def test_inspecting_every_worker_stops_once_the_known_ones_answered(actuat
         timings.append(time.monotonic() - started)
         assert (await answer.json())["alerts"][0]["actions"][0]["workers"][0]["worker"] == WORKER
     assert max(timings) < 1, timings
+
+
+@pytest.mark.parametrize(("outcome", "workers", "status"), [
+    ("sent", ["ok"], 200),
+    ("dry_run", ["dry_run"], 200),
+    ("no_targets", [], 404),
+    ("refused", ["refused"], 403),
+    ("failed", ["error"], 403),
+    ("failed", ["no_reply"], 502),
+    ("partial", ["ok", "no_reply"], 502),
+    ("partial", ["ok", "error"], 403),
+    ("broker_unavailable", [], 503),
+])
+def test_flower_api_status_codes(outcome, workers, status):
+    report = ActionReport(command="pool_grow", outcome=outcome,
+                          workers=[WorkerResult(f"w{i}", o) for i, o in enumerate(workers)])
+    assert api_status(report) == status

@@ -7,7 +7,7 @@ import requests
 
 from tests.actuator.conftest import AUTH
 from tests.actuator.payloads import alert, backlog, notification
-from tests.support.inspection import consumed_queues, pool_size, task_info
+from tests.support.inspection import consumed_queues, pool_pids, pool_size, task_info
 from tests.support.polling import wait_for
 
 PREFORK = "w1@webhook"
@@ -47,6 +47,11 @@ RULES = """
             task: "{{ labels.name }}"
             soft: "{{ value }}"
             hard: "{{ value * 2 }}"
+      - name: restart-leaky-pools
+        match: {alertname: CeleryWorkerMemoryHigh}
+        actions:
+          - command: pool_restart
+            workers: all
       - name: stop-runaway-worker
         match: {alertname: CeleryWorkerRunaway}
         actions:
@@ -57,7 +62,7 @@ RULES = """
 
 @pytest.fixture(scope="module")
 def cluster(start_workers, start_actuator):
-    start_workers({"name": PREFORK, "queues": ["celery"], "concurrency": 2},
+    start_workers({"name": PREFORK, "queues": ["celery"], "concurrency": 2, "env": {"DEMO_POOL_RESTARTS": "1"}},
                   {"name": SOLO, "queues": ["solo"], "pool": "solo"})
     return start_actuator(RULES)
 
@@ -127,6 +132,21 @@ def test_rate_and_time_limits_reach_the_worker(cluster, inspector):
     assert task_info(inspector, PREFORK, "demo.sleep") == \
         "demo.sleep [rate_limit=200/m time_limit=60.0 soft_time_limit=30.0]"
     assert task_info(inspector, SOLO, "demo.sleep") == "demo.sleep [rate_limit=200/m]"
+
+
+def test_pool_restart_only_where_the_worker_enables_it(cluster, inspector):
+    before = pool_pids(inspector, PREFORK)
+    answer = post(cluster, notification(alert({"alertname": "CeleryWorkerMemoryHigh"})))
+    action = answer.json()["alerts"][0]["actions"][0]
+    assert action["outcome"] == "partial"
+    assert action["workers"] == [
+        {"worker": SOLO, "outcome": "refused", "detail": "worker_pool_restarts is off in the worker's configuration"},
+        {"worker": PREFORK, "outcome": "ok", "detail": "reload started"},
+    ]
+    # Billiard replaces the process that sees the restart flag first (on an idle pool, not all
+    # of them): the proof that the restart ran is a pool process that was not there before.
+    wait_for(lambda: (pids := pool_pids(inspector, PREFORK)) - before and len(pids) == len(before),
+             timeout=20, what=f"{PREFORK} to replace a pool process")
 
 
 def test_shutdown_without_allow_is_refused_and_recorded(cluster, inspector):

@@ -20,6 +20,10 @@ def pool_size(app: Celery, worker: str) -> int:
     return len(_ask(app, worker, "stats")["pool"]["processes"])
 
 
+def pool_pids(app: Celery, worker: str) -> set[int]:
+    return set(_ask(app, worker, "stats")["pool"]["processes"])
+
+
 def autoscaler(app: Celery, worker: str) -> dict:
     return _ask(app, worker, "stats")["autoscaler"]
 
