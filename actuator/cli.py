@@ -33,10 +33,6 @@ def option(*declarations: str, **kwargs: Any) -> Callable[[F], F]:
 
 _SECONDS = click.FloatRange(min=0.01)
 
-BROKER_OPTION = option(
-    "--broker-url", default=None,
-    help=f"Celery broker URL. Default: the Celery app's broker under `celery actuator`, "
-         f"else {DEFAULT_BROKER_URL}.")
 INSPECT_TIMEOUT_OPTION = option(
     "--inspect-timeout", type=_SECONDS, default=1.0,
     help="Seconds to wait for inspection replies (stops early once every expected worker answered).")
@@ -44,7 +40,9 @@ INSPECT_TIMEOUT_OPTION = option(
 SERVE_OPTIONS: list[Callable[[F], F]] = [
     option("--rules", "rules_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
            help="YAML rule file; the server does not start if it has any error."),
-    BROKER_OPTION,
+    option("--broker-url", default=None,
+           help=f"Celery broker URL. Default: the Celery app's broker under `celery actuator`, "
+                f"else {DEFAULT_BROKER_URL}."),
     option("--host", default="0.0.0.0", help="Address to listen on."),
     option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, help="Port to listen on."),
     option("--basic-auth", default=None, metavar="USER:PASS[,USER:PASS...]",
@@ -143,7 +141,8 @@ def serve_command(**options: Any) -> None:
 @option("--rules", "rules_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
         help="YAML rule file to check.")
 @click.argument("payload", type=click.Path(dir_okay=False, path_type=Path))
-@BROKER_OPTION
+@option("--broker-url", default=None,
+        help="Celery broker URL; when given, targets are resolved by live inspection (nothing is sent).")
 @INSPECT_TIMEOUT_OPTION
 @option("--json", "as_json", is_flag=True, default=False, help="Print the result as JSON.")
 def check_command(rules_path: Path, payload: Path, broker_url: str | None, inspect_timeout: float,

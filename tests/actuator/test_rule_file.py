@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
+import actuator
 from actuator.payload import Alert
 from actuator.rule_file import RuleFileError, load_rules, parse_rules
 
@@ -146,3 +148,11 @@ def test_broken_rule_files_fail_with_the_culprit(text, fragments):
 def test_unreadable_file_names_the_path(tmp_path):
     with pytest.raises(RuleFileError, match=r"missing\.yml: cannot read the rule file"):
         load_rules(tmp_path / "missing.yml")
+
+
+def test_the_shipped_example_rule_file_loads():
+    example = Path(actuator.__file__).parent / "rules.example.yml"
+    rules = load_rules(example)
+    assert len(rules.rules) == 6 and rules.warnings == ()
+    assert rules.matching(make_alert({"alertname": "CeleryQueueBacklog", "queue_name": "celery"}))[0].name == \
+        "grow-pool-on-backlog"
