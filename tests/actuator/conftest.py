@@ -1,6 +1,7 @@
 """Fixtures for the actuator: a broker database and workers per module, actuators on demand."""
 from __future__ import annotations
 
+import base64
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from tests.support.workers import Worker, launch_worker, wait_until_ready
 
 USERS = {"admin": "secret", "operator": "password"}
 AUTH = ("admin", "secret")
+AUTH_HEADERS = {"Authorization": "Basic " + base64.b64encode(b"admin:secret").decode()}
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 schemes, the read endpoints, dry-run; a real worker where an answer depends on one."""
 from __future__ import annotations
 
-import base64
 import json
 import time
 
@@ -12,6 +11,7 @@ from actuator.http_contract import api_status
 from actuator.outcomes import ActionReport, WorkerResult
 from actuator.services import SERVICES
 from actuator.settings import AuthSettings, ControlSettings
+from tests.actuator.conftest import AUTH_HEADERS as HEADERS
 from tests.actuator.payloads import alert, backlog, notification
 from tests.actuator.test_payload import mutations
 from tests.support.inspection import pool_size
@@ -19,7 +19,6 @@ from tests.support.polling import wait_for
 from tests.support.ports import free_port
 
 WORKER = "w1@contract"
-HEADERS = {"Authorization": "Basic " + base64.b64encode(b"admin:secret").decode()}
 
 RULES = """
     rules:
