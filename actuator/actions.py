@@ -7,8 +7,9 @@ arguments go.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from . import commands
 from .commands import ArgumentError, CommandSpec
@@ -58,7 +59,7 @@ def render_action(template: ActionTemplate, rule: Rule, alert: Alert) -> Action:
         if template.target.kind != "all":
             field_name = f"workers.{template.target.kind}"
             value = rendered[field_name] = render_value(template.target.value, context)
-            target = Target(template.target.kind, _worker_or_queue(field_name, value))
+            target = Target(template.target.kind, commands.named(field_name, value))
         arguments: dict[str, Any] = {}
         for field_name, template_value in template.arguments.items():
             arguments[field_name] = rendered[field_name] = render_value(template_value, context)
@@ -70,9 +71,3 @@ def render_action(template: ActionTemplate, rule: Rule, alert: Alert) -> Action:
     return Action(spec=template.spec, arguments=validated, target=target, rule=rule.name,
                   policy=rule.policy, bounds=template.bounds)
 
-
-def _worker_or_queue(field_name: str, value: Any) -> str:
-    try:
-        return commands.name(value)
-    except ValueError as exc:
-        raise ArgumentError(field_name, value, str(exc)) from None

@@ -16,9 +16,10 @@ import base64
 import binascii
 import enum
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from .settings import AuthSettings
 

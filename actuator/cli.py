@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -17,8 +18,7 @@ from .auth import load_bearer_tokens, parse_basic_auth
 from .check import run_check
 from .rule_file import RuleFileError
 from .server import serve
-from .settings import (DEFAULT_BROKER_URL, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, AuthSettings,
-                       ControlSettings, Settings)
+from .settings import DEFAULT_BROKER_URL, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, AuthSettings, ControlSettings, Settings
 
 ENV_PREFIX = "AUTOPILOT_ACTUATOR_"
 F = Callable[..., Any]

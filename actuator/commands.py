@@ -12,8 +12,9 @@ import enum
 import math
 import re
 import signal
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 # A sanity ceiling on process counts, so that a template rendering a queue length where a process
 # count was meant cannot fork thousands of processes. Real bounds are the rule's max_pool/min_pool.
@@ -80,6 +81,14 @@ def name(value: Any) -> str:
         raise ValueError(f"a non-empty name of at most {MAX_NAME_LENGTH} characters "
                          "without whitespace or control characters")
     return text
+
+
+def named(field: str, value: Any) -> str:
+    """A worker, queue or task name given as ``field``; ArgumentError naming the field otherwise."""
+    try:
+        return name(value)
+    except ValueError as exc:
+        raise ArgumentError(field, value, str(exc)) from None
 
 
 def rate(value: Any) -> str:

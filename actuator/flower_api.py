@@ -5,8 +5,9 @@ actuator's validation, capability checks, guards and audit log.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -21,50 +22,42 @@ from .outcomes import ActionReport
 from .queue_length import queue_lengths
 from .services import principal_of, services
 from .targets import Target
-
-Params = Mapping[str, str]
+from .worker_facts import queue_names
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One Flower control endpoint: which command, where its arguments come from, how to answer."""
+    """One Flower control endpoint: its command, where the arguments come from, how it answers.
+
+    ``{name}`` in the path is the worker, or for task endpoints the task (their worker then comes
+    from the ``workername`` parameter: every worker when it is absent). ``parameters`` maps
+    Flower's parameter names to the command's argument names. ``message`` is Flower's success
+    message; None means the worker's own reply, as Flower answers for those endpoints.
+    """
 
     path: str
     command: str
-    arguments: Callable[[Params, str], dict[str, Any]]
-    # Path parameter → the worker it names (worker endpoints) or None (task endpoints, whose
-    # worker comes from the ``workername`` parameter, all workers when absent).
-    worker_in_path: bool
-    success: Callable[[str, Mapping[str, Any], ActionReport], str]
+    parameters: Mapping[str, str]
     failure: str
-
-
-def _worker_reply(_: str, __: Mapping[str, Any], report: ActionReport) -> str:
-    return next((w.detail for w in report.workers if w.outcome == "ok" and w.detail), "done")
+    message: str | None = None
+    task_in_path: bool = False
 
 
 ENDPOINTS = (
-    Endpoint("/api/worker/pool/grow/{name}", "pool_grow", lambda p, _: {"n": p.get("n", 1)}, True,
-             lambda w, a, _: f"Growing '{w}' worker's pool by {a['n']}", "Failed to grow '{}' worker's pool"),
-    Endpoint("/api/worker/pool/shrink/{name}", "pool_shrink", lambda p, _: {"n": p.get("n", 1)}, True,
-             lambda w, a, _: f"Shrinking '{w}' worker's pool by {a['n']}",
-             "Failed to shrink '{}' worker's pool"),
-    Endpoint("/api/worker/pool/autoscale/{name}", "autoscale",
-             lambda p, _: {"min": p.get("min"), "max": p.get("max")}, True,
-             lambda w, a, _: f"Autoscaling '{w}' worker (min={a['min']}, max={a['max']})",
-             "Failed to autoscale '{}' worker"),
-    Endpoint("/api/worker/queue/add-consumer/{name}", "add_consumer",
-             lambda p, _: {"queue": p.get("queue")}, True, _worker_reply,
+    Endpoint("/api/worker/pool/grow/{name}", "pool_grow", {"n": "n"}, "Failed to grow '{}' worker's pool",
+             "Growing '{name}' worker's pool by {n}"),
+    Endpoint("/api/worker/pool/shrink/{name}", "pool_shrink", {"n": "n"}, "Failed to shrink '{}' worker's pool",
+             "Shrinking '{name}' worker's pool by {n}"),
+    Endpoint("/api/worker/pool/autoscale/{name}", "autoscale", {"min": "min", "max": "max"},
+             "Failed to autoscale '{}' worker", "Autoscaling '{name}' worker (min={min}, max={max})"),
+    Endpoint("/api/worker/queue/add-consumer/{name}", "add_consumer", {"queue": "queue"},
              "Failed to add consumer to '{}' worker"),
-    Endpoint("/api/worker/queue/cancel-consumer/{name}", "cancel_consumer",
-             lambda p, _: {"queue": p.get("queue")}, True, _worker_reply,
+    Endpoint("/api/worker/queue/cancel-consumer/{name}", "cancel_consumer", {"queue": "queue"},
              "Failed to cancel consumer from '{}' worker"),
-    Endpoint("/api/task/timeout/{name}", "time_limit",
-             lambda p, task: {"task": task, "soft": p.get("soft"), "hard": p.get("hard")}, False,
-             _worker_reply, "Failed to set timeouts on {}"),
-    Endpoint("/api/task/rate-limit/{name}", "rate_limit",
-             lambda p, task: {"task": task, "rate_limit": p.get("ratelimit")}, False,
-             _worker_reply, "Failed to set rate limit on {}"),
+    Endpoint("/api/task/timeout/{name}", "time_limit", {"soft": "soft", "hard": "hard"},
+             "Failed to set timeouts on {}", task_in_path=True),
+    Endpoint("/api/task/rate-limit/{name}", "rate_limit", {"ratelimit": "rate_limit"},
+             "Failed to set rate limit on {}", task_in_path=True),
 )
 
 
@@ -85,34 +78,40 @@ def _handler(endpoint: Endpoint) -> Callable[[web.Request], Any]:
         parts = services(request)
         name = request.match_info["name"]
         params = await _params(request)
-        worker = name if endpoint.worker_in_path else params.get("workername") or None
+        worker = params.get("workername") or None if endpoint.task_in_path else name
+        raw = {argument: params.get(parameter) for parameter, argument in endpoint.parameters.items()}
+        if endpoint.task_in_path:
+            raw["task"] = name
         context = Context("api", principal_of(request))
         try:
-            arguments = spec.validate(endpoint.arguments(params, name))
-            target = Target("all") if worker is None else Target("name", commands.name(worker))
+            arguments = spec.validate(raw)
+            target = Target("all") if worker is None else Target("name", commands.named("workername", worker))
         except ArgumentError as exc:
             return await _invalid(request, context, spec.name, exc.field, str(exc))
-        except ValueError as exc:
-            return await _invalid(request, context, spec.name, "workername",
-                                  f"got {worker!r}; expected {exc}")
         action = Action(spec=spec, arguments=arguments, target=target)
         try:
             report = await parts.pipeline.execute(action, context)
         except BrokerUnavailable as exc:
             return json_error(503, str(exc))
         status = api_status(report)
-        subject = worker if endpoint.worker_in_path else name
         if status == 200:
-            message = (endpoint.success(subject, arguments, report) if report.outcome == "sent"
-                       else report.reason or report.outcome)
-            return web.json_response({"message": message, **_details(report)})
+            return web.json_response({"message": _message(endpoint, name, arguments, report),
+                                      **_details(report)})
         if status == 404:
             return json_error(404, f"Unknown worker '{worker}'" if worker else "No worker answered",
                               reason=report.reason)
-        failure = endpoint.failure.format(subject)
+        failure = endpoint.failure.format(name)
         return json_error(status, f"{failure}: {report.reason}", **_details(report))
 
     return handle
+
+
+def _message(endpoint: Endpoint, name: str, arguments: Mapping[str, Any], report: ActionReport) -> str:
+    if report.outcome != "sent":
+        return report.reason or report.outcome
+    if endpoint.message is not None:
+        return endpoint.message.format(name=name, **arguments)
+    return next((w.detail for w in report.workers if w.outcome == "ok" and w.detail), "done")
 
 
 def _details(report: ActionReport) -> dict[str, Any]:
@@ -132,8 +131,7 @@ async def queues_length(request: web.Request) -> web.Response:
     parts = services(request)
     try:
         consumed = await parts.resolver.everyone("active_queues")
-        names = {q["name"] for reply in consumed.values() if isinstance(reply, list)
-                 for q in reply if isinstance(q, dict) and isinstance(q.get("name"), str)}
+        names = {name for reply in consumed.values() for name in queue_names(reply)}
         lengths = await parts.control.run(lambda connection: queue_lengths(connection, names))
     except BrokerUnavailable as exc:
         return json_error(503, str(exc))

@@ -7,8 +7,9 @@ behind the same :class:`Guards` interface.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from .actions import Action
 from .worker_facts import WorkerFacts

@@ -12,8 +12,9 @@ failed; nothing sent), ``broker_unavailable``; and ``no_match`` for an alert no 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 SENT_OUTCOMES = ("ok", "error", "no_reply")
 # When no worker was sent anything, the action's outcome is the first of these that applies.

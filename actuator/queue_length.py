@@ -6,7 +6,7 @@ custom steps are counted too). On AMQP brokers a passive declare returns the mes
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from kombu import Connection
 

@@ -7,8 +7,9 @@ A rule matches an alert by label equality (``match``) and fully anchored regular
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 from .commands import CommandSpec
 from .payload import Alert

@@ -4,9 +4,9 @@ Nothing below the CLI reads the environment or ``sys.argv``; every knob arrives 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 DEFAULT_PORT = 9809
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .control import BrokerUnavailable, RemoteControl
-from .worker_facts import WorkerFacts
+from .worker_facts import WorkerFacts, queue_names
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class TargetResolver:
             return Resolution(facts)
         queues = await self.everyone("active_queues")
         if target.kind == "consuming":
-            names = [name for name, reply in queues.items() if _consumes(reply, target.value)]
+            names = [name for name, reply in queues.items() if target.value in queue_names(reply)]
             reason = f"no worker consumes queue {target.value!r}"
         else:
             names = list(queues)
@@ -101,13 +101,9 @@ class TargetResolver:
         methods = sorted(inspections)
         results = await asyncio.gather(*(self.control.inspect(method, names) for method in methods))
         replies = dict(known or {})
-        replies.update(zip(methods, results))
+        replies.update(zip(methods, results, strict=True))
         answered = [name for name in sorted(names) if all(name in replies[m] for m in replies)]
         return [WorkerFacts.from_replies(name, {m: replies[m][name] for m in replies}) for name in answered]
-
-
-def _consumes(reply: Any, queue: str | None) -> bool:
-    return isinstance(reply, list) and any(isinstance(q, dict) and q.get("name") == queue for q in reply)
 
 
 async def refresh_forever(resolver: TargetResolver, interval: float) -> None:

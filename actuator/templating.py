@@ -8,8 +8,9 @@ of rendering an empty string.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any
 
 from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -38,7 +39,7 @@ class Compiled:
             raise RenderError(f"{type(exc).__name__}: {exc} (template {self.source!r})") from None
 
 
-Value = Union[Compiled, str, int, float, bool, None]
+Value = Compiled | str | int | float | bool | None
 
 
 def is_template(text: str) -> bool:

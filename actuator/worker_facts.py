@@ -6,8 +6,9 @@ the actuator refuses with a reason a human understands instead of relaying a wor
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .commands import CommandSpec, Requirement
 
@@ -39,9 +40,8 @@ class WorkerFacts:
     def from_replies(cls, name: str, replies: Mapping[str, Any]) -> WorkerFacts:
         """Build from the replies of ``active_queues``, ``stats`` and ``conf`` (any subset)."""
         facts: dict[str, Any] = {}
-        queues = replies.get("active_queues")
-        if isinstance(queues, list):
-            facts["queues"] = tuple(q["name"] for q in queues if isinstance(q, dict) and "name" in q)
+        if "active_queues" in replies:
+            facts["queues"] = queue_names(replies["active_queues"])
         stats = replies.get("stats")
         if isinstance(stats, dict):
             pool = stats.get("pool") if isinstance(stats.get("pool"), dict) else {}
@@ -56,6 +56,13 @@ class WorkerFacts:
 
     def describe(self) -> dict[str, Any]:
         return {key: value for key, value in vars(self).items() if value is not None}
+
+
+def queue_names(active_queues: Any) -> tuple[str, ...]:
+    """The queue names in a worker's ``active_queues`` reply."""
+    if not isinstance(active_queues, list):
+        return ()
+    return tuple(q["name"] for q in active_queues if isinstance(q, dict) and isinstance(q.get("name"), str))
 
 
 def pool_name(implementation: Any) -> str | None:

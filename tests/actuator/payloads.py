@@ -32,7 +32,7 @@ def notification(*alerts: dict[str, Any], receiver: str = "celery-actuator") -> 
         "commonAnnotations": {},
         "externalURL": "http://alertmanager:9093",
         "version": "4",
-        "groupKey": '{}/{severity="page"}:{alertname="%s"}' % common.get("alertname", ""),
+        "groupKey": '{}/{severity="page"}:{alertname="' + common.get("alertname", "") + '"}',
         "truncatedAlerts": 0,
     }
 
