@@ -16,6 +16,7 @@ from .services import services
 # The status page escapes everything: label values and queue names are user data.
 _PAGES = Environment(loader=PackageLoader("actuator", "templates"), autoescape=select_autoescape(["html"]))
 _INTEGER_FILTERS = ("notification",)
+_MAX_ID = 2**63 - 1  # SQLite's largest integer
 RECENT_ACTIONS = 50
 
 
@@ -50,7 +51,7 @@ def parse_filters(query: Any) -> tuple[dict[str, Any], int]:
         elif key == "since":
             filters[key] = _timestamp(value)
         elif key in _INTEGER_FILTERS:
-            if not value.isdigit():
+            if not value.isdigit() or int(value) > _MAX_ID:
                 raise ValueError(f"{key}: got {value!r}; expected an integer id")
             filters[key] = int(value)
         elif key in FILTERS:

@@ -3,6 +3,7 @@ schemes, the read endpoints, dry-run; a real worker where an answer depends on o
 from __future__ import annotations
 
 import json
+import random
 import time
 
 import pytest
@@ -212,3 +213,28 @@ def test_flower_api_status_codes(outcome, workers, status):
     report = ActionReport(command="pool_grow", outcome=outcome,
                           workers=[WorkerResult(f"w{i}", o) for i, o in enumerate(workers)])
     assert api_status(report) == status
+
+
+async def test_fuzzed_api_requests_never_get_500(actuator_client, module_broker_url):
+    control = ControlSettings(broker_url=module_broker_url, inspect_timeout=0.1, reply_timeout=0.1,
+                              discovery_interval=3600)
+    client = await actuator_client(RULES, module_broker_url, control=control)
+    rng = random.Random(5)
+    odd = ["", "0", "-1", "1e400", "nan", "inf", "3.5", "ten", "a b", "é", "\x00", "<x>", "9" * 40, "200/m", "2"]
+    paths = ["/api/worker/pool/grow/", "/api/worker/pool/shrink/", "/api/worker/pool/autoscale/",
+             "/api/worker/queue/add-consumer/", "/api/worker/queue/cancel-consumer/",
+             "/api/task/timeout/", "/api/task/rate-limit/"]
+    names = ["celery@nowhere", "x%20y", "%00", "%3Cscript%3E", "a" * 300]
+    keys = ["n", "min", "max", "queue", "soft", "hard", "ratelimit", "workername", "other"]
+    statuses = set()
+    for _ in range(120):
+        params = {key: rng.choice(odd) for key in rng.sample(keys, rng.randint(0, 4))}
+        path = rng.choice(paths) + rng.choice(names)
+        answer = await client.post(path, params=params if rng.random() < 0.5 else None,
+                                   data=None if rng.random() < 0.5 else params, headers=HEADERS)
+        statuses.add(answer.status)
+        assert answer.status in (400, 403, 404), (path, params, await answer.text())
+    for query in ({"limit": "1e400"}, {"since": "nan"}, {"since": "1e400"}, {"worker": "\x00"},
+                  {"notification": "9" * 40}):
+        assert (await client.get("/actions", params=query, headers=HEADERS)).status in (200, 400)
+    assert {400, 404} <= statuses
