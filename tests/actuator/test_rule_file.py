@@ -1,10 +1,13 @@
 """The rule file: what loads, and errors that name file, line, rule, field, value and expectation."""
 from __future__ import annotations
 
+import copy
+import random
 import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 import actuator
 from actuator.payload import Alert
@@ -156,3 +159,33 @@ def test_the_shipped_example_rule_file_loads():
     assert len(rules.rules) == 6 and rules.warnings == ()
     assert rules.matching(make_alert({"alertname": "CeleryQueueBacklog", "queue_name": "celery"}))[0].name == \
         "grow-pool-on-backlog"
+
+
+def _node_paths(node, path=()):
+    yield path
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in children:
+        yield from _node_paths(child, path + (key,))
+
+
+def test_damaged_rule_files_only_ever_fail_with_rule_file_errors():
+    """Random damage to the example (wrong types, deleted keys) never escapes as another exception."""
+    example = yaml.safe_load((Path(actuator.__file__).parent / "rules.example.yml").read_text())
+    odd = [None, True, 0, -1, 1.5, "", "x", [], {}, [1], {"a": 1}, "{{", "{{ x }}", "all", {"name": 1},
+           {"consuming": ""}, [None], "5m"]
+    rng = random.Random(3)
+    for _ in range(200):  # 20,000 found nothing either; each load compiles every template
+        document = copy.deepcopy(example)
+        for _ in range(rng.randint(1, 3)):
+            *parents, key = rng.choice([p for p in _node_paths(document) if p])
+            container = document
+            for part in parents:
+                container = container[part]
+            if isinstance(container, dict) and rng.random() < 0.2:
+                del container[key]
+            else:
+                container[key] = copy.deepcopy(rng.choice(odd))
+        try:
+            parse_rules(yaml.safe_dump(document), "damaged.yml")
+        except RuleFileError:
+            pass
