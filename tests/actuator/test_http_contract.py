@@ -2,6 +2,7 @@
 schemes, the read endpoints, dry-run; a real worker where an answer depends on one."""
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -238,3 +239,26 @@ async def test_fuzzed_api_requests_never_get_500(actuator_client, module_broker_
                   {"notification": "9" * 40}):
         assert (await client.get("/actions", params=query, headers=HEADERS)).status in (200, 400)
     assert {400, 404} <= statuses
+
+
+async def test_concurrent_notifications_each_get_their_own_replies(actuator_client, module_broker_url, worker):
+    rules = """
+        rules:
+          - name: limit
+            match: {alertname: Limit}
+            actions:
+              - {command: rate_limit, workers: {name: "{{ labels.hostname }}"}, task: "{{ labels.task }}",
+                 rate_limit: "{{ labels.rate }}"}
+    """
+    client = await actuator_client(rules, module_broker_url)
+    tasks = ["demo.add", "demo.mul", "no.such.task"] * 8
+
+    async def send(i: int, task: str):
+        labels = {"alertname": "Limit", "hostname": WORKER, "task": task, "rate": f"{i + 1}/m"}
+        answer = await client.post("/webhook", json=notification(alert(labels)), headers=HEADERS)
+        return task, (await answer.json())["alerts"][0]["actions"][0]["workers"]
+
+    results = await asyncio.gather(*(send(i, task) for i, task in enumerate(tasks)))
+    for task, workers in results:
+        expected = ("error", "unknown task") if task == "no.such.task" else ("ok", "new rate limit set successfully")
+        assert [(w["worker"], w["outcome"], w["detail"]) for w in workers] == [(WORKER, *expected)]
