@@ -1,6 +1,7 @@
 """The rule file: what loads, and errors that name file, line, rule, field, value and expectation."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
 import textwrap
@@ -185,7 +186,5 @@ def test_damaged_rule_files_only_ever_fail_with_rule_file_errors():
                 del container[key]
             else:
                 container[key] = copy.deepcopy(rng.choice(odd))
-        try:
+        with contextlib.suppress(RuleFileError):
             parse_rules(yaml.safe_dump(document), "damaged.yml")
-        except RuleFileError:
-            pass
