@@ -31,7 +31,10 @@ class ArgumentError(ValueError):
     """A command argument has a value the command cannot take."""
 
     def __init__(self, field: str, value: Any, expected: str) -> None:
-        super().__init__(f"{field}: got {value!r}; expected {expected}")
+        shown = repr(value)
+        if len(shown) > 120:
+            shown = shown[:117] + "..."
+        super().__init__(f"{field}: got {shown}; expected {expected}")
         self.field = field
         self.value = value
         self.expected = expected
@@ -57,7 +60,7 @@ def integer(low: int, high: int | None = None) -> Callable[[Any], int]:
         elif isinstance(value, float) and value.is_integer():
             number = int(value)
         elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
-            number = int(float(value.strip()))
+            number = int(value.strip().split(".")[0])
         if number is None or number < low or (high is not None and number > high):
             raise ValueError(expected)
         return number

@@ -89,15 +89,13 @@ class RemoteControl:
                 for worker in destination}
 
     async def inspect(self, method: str, workers: Iterable[str] | None = None,
-                      limit: int | None = None, arguments: Mapping[str, Any] | None = None,
-                      timeout: float | None = None) -> dict[str, Any]:
+                      limit: int | None = None) -> dict[str, Any]:
         """Run an inspect command; ``workers=None`` asks everyone (then ``limit`` says how many
         replies to wait for, or None to wait the whole timeout)."""
         destination = sorted(set(workers)) if workers is not None else None
         if destination is not None:
             limit = len(destination)
-        return await self._broadcast(method, dict(arguments or {}), destination,
-                                     timeout or self.settings.inspect_timeout, limit)
+        return await self._broadcast(method, {}, destination, self.settings.inspect_timeout, limit)
 
     async def run(self, work: Callable[[Connection], T]) -> T:
         """Run blocking broker work on the control threads, with a connection from the app's pool."""

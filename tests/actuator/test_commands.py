@@ -33,6 +33,7 @@ def test_valid_arguments(command, raw, expected):
     ("pool_grow", {"n": True}, "n", "integer"),
     ("pool_grow", {"n": "2.5"}, "n", "integer"),
     ("pool_grow", {"n": "3; rm -rf /"}, "n", "integer"),
+    ("pool_grow", {"n": "9" * 400}, "n", "9999...; expected an integer"),
     ("pool_grow", {"count": 3}, "count", "no such argument for pool_grow; it takes n"),
     ("autoscale", {"max": 2, "min": 3}, "min", "at most max (2)"),
     ("autoscale", {"max": 2}, "min", "requires min"),
