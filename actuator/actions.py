@@ -67,7 +67,7 @@ def render_action(template: ActionTemplate, rule: Rule, alert: Alert) -> Action:
     except RenderError as exc:
         raise ActionError(field_name, str(exc), rendered) from None
     except ArgumentError as exc:
-        raise ActionError(exc.field, f"got {exc.value!r}; expected {exc.expected}", rendered) from None
+        raise ActionError(exc.field, exc.detail, rendered) from None
     return Action(spec=template.spec, arguments=validated, target=target, rule=rule.name,
                   policy=rule.policy, bounds=template.bounds)
 

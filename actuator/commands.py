@@ -34,7 +34,8 @@ class ArgumentError(ValueError):
         shown = repr(value)
         if len(shown) > 120:
             shown = shown[:117] + "..."
-        super().__init__(f"{field}: got {shown}; expected {expected}")
+        self.detail = f"got {shown}; expected {expected}"
+        super().__init__(f"{field}: {self.detail}")
         self.field = field
         self.value = value
         self.expected = expected

@@ -321,7 +321,7 @@ class _Reader:
             else:
                 spec.validate(arguments)
         except ArgumentError as exc:
-            self.fail(path + (exc.field,), f"got {exc.value!r}; expected {exc.expected}")
+            self.fail(path + (exc.field,), exc.detail)
 
     def target(self, value: Any, path: NodePath) -> TargetTemplate:
         expected = 'all, {name: "<worker>"} or {consuming: "<queue>"}'
