@@ -76,6 +76,10 @@ FILTERS = {
 }
 
 
+class AuditLogError(RuntimeError):
+    """The audit log cannot be opened (the service must not run without one)."""
+
+
 @dataclass(frozen=True)
 class Context:
     """Where a decision came from: the webhook (with its notification) or the manual API."""
@@ -91,11 +95,14 @@ class AuditLog:
         self.path = Path(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
         self._db: sqlite3.Connection | None = None
-        self._executor.submit(self._open).result()
+        try:
+            self._executor.submit(self._open).result()
+        except (OSError, sqlite3.Error) as exc:
+            self._executor.shutdown()
+            raise AuditLogError(f"cannot open the audit log {self.path}: {exc}") from None
 
     def _open(self) -> None:
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from .audit import AuditLogError
 from .auth import load_bearer_tokens, parse_basic_auth
 from .check import run_check
 from .rule_file import RuleFileError
@@ -115,13 +116,17 @@ def configure_logging(level: str) -> None:
 
 
 def start(options: dict[str, Any], default_broker: str | None, celery_app: Any = None) -> None:
-    """Build the settings and serve; a broken rule file exits with status 1 and the reason."""
+    """Build the settings and serve; a broken rule file, an audit log that cannot be opened or a
+    port that cannot be bound exits with status 1 and the reason."""
     settings = build_settings(options, default_broker)
     configure_logging(options["log_level"])
     try:
         serve(settings, celery_app)
-    except RuleFileError as exc:
+    except (RuleFileError, AuditLogError) as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"error: cannot listen on {settings.host}:{settings.port}: {exc}", err=True)
         sys.exit(1)
 
 

@@ -95,7 +95,7 @@ def test_check_exits_1_on_broken_rules_payloads_or_actions(files, rules, payload
     assert fragment in done.stdout
 
 
-def test_serve_refuses_to_start_on_a_broken_rule_file_or_without_credentials(files):
+def test_serve_refuses_to_start_on_bad_rules_credentials_or_audit_log(files):
     rules, _ = files(RULES.replace("pool_grow", "pool_grw"))
     done = run("serve", "--rules", str(rules), "--no-auth", "--port", str(free_port()))
     assert done.returncode == 1
@@ -105,6 +105,11 @@ def test_serve_refuses_to_start_on_a_broken_rule_file_or_without_credentials(fil
     assert done.returncode == 2 and "authentication is on by default" in done.stderr
     done = run("serve", "--rules", str(rules), "--basic-auth", "admin", "--port", str(free_port()))
     assert done.returncode == 2 and "--basic-auth" in done.stderr and "expected user:password" in done.stderr
+    blocker = rules.parent / "not-a-directory"
+    blocker.write_text("")
+    done = run("serve", "--rules", str(rules), "--no-auth", "--audit-db", str(blocker / "audit.sqlite3"),
+               "--port", str(free_port()))
+    assert done.returncode == 1 and f"error: cannot open the audit log {blocker}/audit.sqlite3" in done.stderr
 
 
 @pytest.mark.parametrize("how", ["app", "broker-flag"])
