@@ -234,7 +234,9 @@ async def test_fuzzed_api_requests_never_get_500(actuator_client, module_broker_
         answer = await client.post(path, params=params if rng.random() < 0.5 else None,
                                    data=None if rng.random() < 0.5 else params, headers=HEADERS)
         statuses.add(answer.status)
-        assert answer.status in (400, 403, 404), (path, params, await answer.text())
+        # 502: a task endpoint without workername went to this module's worker, whose reply may
+        # miss the 0.1 s reply timeout on a loaded machine. Never a 500.
+        assert answer.status in (400, 403, 404, 502), (path, params, await answer.text())
     for query in ({"limit": "1e400"}, {"since": "nan"}, {"since": "1e400"}, {"worker": "\x00"},
                   {"notification": "9" * 40}):
         assert (await client.get("/actions", params=query, headers=HEADERS)).status in (200, 400)
