@@ -196,7 +196,7 @@ async def test_inspecting_every_worker_stops_once_the_known_ones_answered(actuat
         answer = await client.post("/webhook", json=backlog("celery", 1), headers=HEADERS)
         timings.append(time.monotonic() - started)
         assert (await answer.json())["alerts"][0]["actions"][0]["workers"][0]["worker"] == WORKER
-    assert max(timings) < 1, timings
+    assert max(timings) < 2.5, timings  # half the timeout: not waited out, even on a loaded machine
 
 
 @pytest.mark.parametrize(("outcome", "workers", "status"), [
