@@ -20,6 +20,8 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
     task_queue_max_priority=int(os.environ.get("DEMO_QUEUE_MAX_PRIORITY", "0")) or None,
+    # Off by default, as in Celery; on where a test or the demo restarts pools remotely.
+    worker_pool_restarts=os.environ.get("DEMO_POOL_RESTARTS") == "1",
 )
 
 
@@ -52,5 +54,12 @@ def retry(self, times: int) -> int:
 
 @app.task(name="demo.sleep")
 def sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@app.task(name="tasks.sleep")
+def article_sleep(seconds: float) -> float:
+    """The task the Flower article's curl commands tune, under the name the article uses."""
     time.sleep(seconds)
     return seconds

@@ -2,7 +2,6 @@
 access-control tests a real OpenID provider, a throwaway CA and a headless Chromium."""
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -23,29 +22,16 @@ def redis_server() -> Iterator[RedisServer]:
     server.close()
 
 
-_db_numbers = itertools.cycle(range(1, 64))
-
-
-def _fresh_db_url(redis_server: RedisServer) -> str:
-    """A Redis URL on a database no earlier test used recently, emptied first.
-
-    Kombu prefixes the events channel with the database number, so tests on different databases
-    never see each other's events or queues.
-    """
-    db = next(_db_numbers)
-    redis_server.client(db).flushdb()
-    return redis_server.url(db)
-
-
 @pytest.fixture
 def broker_url(redis_server: RedisServer) -> str:
-    return _fresh_db_url(redis_server)
+    """A Redis URL on a database of this test's own (see ``RedisServer.fresh_url``)."""
+    return redis_server.fresh_url()
 
 
 @pytest.fixture(scope="module")
 def module_broker_url(redis_server: RedisServer) -> str:
     """A database of its own for a whole test module (workers started once per module)."""
-    return _fresh_db_url(redis_server)
+    return redis_server.fresh_url()
 
 
 def _worker_factory(default_broker_url: str) -> Iterator[Callable[..., Worker]]:

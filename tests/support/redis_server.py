@@ -5,6 +5,7 @@ Redis, and so that a test can stop and restart the broker under a running servic
 """
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import tempfile
@@ -25,9 +26,21 @@ class RedisServer:
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="autopilot-redis-"))
         self.proc: subprocess.Popen | None = None
+        self._db_numbers = itertools.cycle(range(1, 64))
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def fresh_url(self) -> str:
+        """A URL on a database no earlier user got recently, emptied first.
+
+        Kombu prefixes the events channel with the database number, so users of different
+        databases never see each other's events or queues. Function- and module-scoped
+        fixtures both draw from here, so they never share a database by accident.
+        """
+        db = next(self._db_numbers)
+        self.client(db).flushdb()
+        return self.url(db)
 
     def client(self, db: int = 0) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, db=db)

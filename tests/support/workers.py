@@ -41,15 +41,27 @@ def start_worker(
     broker_url: str,
     name: str,
     *,
+    ready_timeout: float = 30.0,
+    **options,
+) -> Worker:
+    """Start ``celery worker`` and return once it answers a ping."""
+    worker = launch_worker(broker_url, name, **options)
+    wait_until_ready([worker], timeout=ready_timeout)
+    return worker
+
+
+def launch_worker(
+    broker_url: str,
+    name: str,
+    *,
     queues: list[str] | None = None,
     concurrency: int = 2,
     pool: str = "prefork",
     extra_args: list[str] | None = None,
     env: dict[str, str] | None = None,
-    ready_timeout: float = 30.0,
     events: bool = True,
 ) -> Worker:
-    """Start ``celery worker`` and return once it answers a ping.
+    """Start ``celery worker`` without waiting for it; see :func:`wait_until_ready`.
 
     ``events=False`` starts it without events (no ``-E``, ``DEMO_WORKER_EVENTS=0``).
     """
@@ -69,17 +81,28 @@ def start_worker(
             cmd, cwd=ROOT, env=proc_env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    worker = Worker(name=name, broker_url=broker_url, proc=proc, log=log, queues=queues)
-    app = worker.control_app()
+    return Worker(name=name, broker_url=broker_url, proc=proc, log=log, queues=queues)
+
+
+def wait_until_ready(workers: list[Worker], *, timeout: float = 30.0) -> None:
+    """Wait until every worker answers a ping (they start in parallel); kill them all on failure."""
+    if not workers:
+        return
+    app = workers[0].control_app()
     try:
-        def answers() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"worker {name} exited with {proc.returncode}:\n{worker.log_text()}")
-            return bool(app.control.ping(destination=[name], timeout=0.5))
-        wait_for(answers, timeout=ready_timeout, interval=0.2, what=f"worker {name} to answer ping")
+        def all_answer() -> bool:
+            for worker in workers:
+                if worker.proc.poll() is not None:
+                    raise AssertionError(
+                        f"worker {worker.name} exited with {worker.proc.returncode}:\n{worker.log_text()}")
+            names = [worker.name for worker in workers]
+            replies = app.control.ping(destination=names, timeout=0.5)
+            return {name for reply in replies for name in reply} >= set(names)
+        wait_for(all_answer, timeout=timeout, interval=0.2,
+                 what=f"workers {', '.join(w.name for w in workers)} to answer ping")
     except BaseException:
-        worker.kill()
+        for worker in workers:
+            worker.kill()
         raise
     finally:
         app.close()
-    return worker

@@ -1,0 +1,162 @@
+"""``autopilot-actuator serve|check``: flags and environment variables → :class:`Settings`.
+
+Every flag ``--some-flag`` also reads the environment variable ``AUTOPILOT_ACTUATOR_SOME_FLAG``.
+This is the only module that reads flags or the environment; it builds the settings and hands
+them to ``server.serve`` or ``check.run_check``.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .audit import AuditLogError
+from .auth import load_bearer_tokens, parse_basic_auth
+from .check import run_check
+from .rule_file import RuleFileError
+from .server import serve
+from .settings import DEFAULT_BROKER_URL, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, AuthSettings, ControlSettings, Settings
+
+ENV_PREFIX = "AUTOPILOT_ACTUATOR_"
+F = Callable[..., Any]
+
+
+def option(*declarations: str, **kwargs: Any) -> Callable[[F], F]:
+    """A click option that also reads ``AUTOPILOT_ACTUATOR_<FLAG>`` and shows its default."""
+    flag = next(d for d in declarations if d.startswith("--")).split("/")[0]
+    envvar = ENV_PREFIX + flag[2:].upper().replace("-", "_")
+    return click.option(*declarations, envvar=envvar, show_envvar=True, show_default=True, **kwargs)
+
+
+_SECONDS = click.FloatRange(min=0.01)
+
+INSPECT_TIMEOUT_OPTION = option(
+    "--inspect-timeout", type=_SECONDS, default=1.0,
+    help="Seconds to wait for inspection replies (stops early once every expected worker answered).")
+
+SERVE_OPTIONS: list[Callable[[F], F]] = [
+    option("--rules", "rules_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+           help="YAML rule file; the server does not start if it has any error."),
+    option("--broker-url", default=None,
+           help=f"Celery broker URL. Default: the Celery app's broker under `celery actuator`, "
+                f"else {DEFAULT_BROKER_URL}."),
+    option("--host", default="0.0.0.0", help="Address to listen on."),
+    option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, help="Port to listen on."),
+    option("--basic-auth", default=None, metavar="USER:PASS[,USER:PASS...]",
+           help="HTTP basic auth users (Flower's spelling)."),
+    option("--bearer-token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+           help="File with accepted bearer tokens, one per line (# comments allowed)."),
+    option("--no-auth", is_flag=True, default=False,
+           help="Run without authentication (every endpoint open). Off unless given explicitly."),
+    option("--metrics-auth", is_flag=True, default=False,
+           help="Require credentials for GET /metrics too (open by default, like exporters)."),
+    option("--reply-timeout", type=_SECONDS, default=1.0,
+           help="Seconds to wait for workers' replies to a command (stops early once all answered)."),
+    INSPECT_TIMEOUT_OPTION,
+    option("--broker-connect-timeout", type=_SECONDS, default=2.0,
+           help="Seconds to try reaching the broker before answering 503."),
+    option("--discovery-interval", type=_SECONDS, default=30.0,
+           help="Seconds between background refreshes of the set of live workers."),
+    option("--audit-db", type=click.Path(dir_okay=False, path_type=Path),
+           default=Path("autopilot-actuator.sqlite3"), help="SQLite file of the audit log."),
+    option("--dry-run", is_flag=True, default=False,
+           help="Decide and record everything, send nothing to workers."),
+    option("--max-body-bytes", type=click.IntRange(min=1024), default=DEFAULT_MAX_BODY_BYTES,
+           help="Largest request body accepted; larger ones get 413."),
+    option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+           default="INFO", help="Logging level."),
+]
+
+
+def serve_options(command: F) -> F:
+    for decorate in reversed(SERVE_OPTIONS):
+        command = decorate(command)
+    return command
+
+
+def build_settings(options: dict[str, Any], default_broker: str | None) -> Settings:
+    """Settings from parsed options; a usage error names the flag at fault."""
+    auth = _auth_settings(options)
+    control = ControlSettings(
+        broker_url=options["broker_url"] or default_broker,
+        reply_timeout=options["reply_timeout"],
+        inspect_timeout=options["inspect_timeout"],
+        broker_connect_timeout=options["broker_connect_timeout"],
+        discovery_interval=options["discovery_interval"],
+    )
+    return Settings(rules_path=options["rules_path"], control=control, auth=auth, host=options["host"],
+                    port=options["port"], audit_db=options["audit_db"], dry_run=options["dry_run"],
+                    max_body_bytes=options["max_body_bytes"])
+
+
+def _auth_settings(options: dict[str, Any]) -> AuthSettings:
+    try:
+        users = parse_basic_auth(options["basic_auth"]) if options["basic_auth"] else {}
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--basic-auth") from None
+    try:
+        tokens = load_bearer_tokens(options["bearer_token_file"]) if options["bearer_token_file"] else ()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--bearer-token-file") from None
+    if options["no_auth"] and (users or tokens):
+        raise click.UsageError("--no-auth contradicts --basic-auth/--bearer-token-file; choose one")
+    if not options["no_auth"] and not (users or tokens):
+        raise click.UsageError("authentication is on by default: give --basic-auth and/or "
+                               "--bearer-token-file, or --no-auth to run without it")
+    return AuthSettings(basic_users=users, bearer_tokens=tokens, enabled=not options["no_auth"],
+                        protect_metrics=options["metrics_auth"])
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def start(options: dict[str, Any], default_broker: str | None, celery_app: Any = None) -> None:
+    """Build the settings and serve; a broken rule file, an audit log that cannot be opened or a
+    port that cannot be bound exits with status 1 and the reason."""
+    settings = build_settings(options, default_broker)
+    configure_logging(options["log_level"])
+    try:
+        serve(settings, celery_app)
+    except (RuleFileError, AuditLogError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"error: cannot listen on {settings.host}:{settings.port}: {exc}", err=True)
+        sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """celery-autopilot actuator: Alertmanager webhooks → rules → Celery remote control."""
+
+
+@main.command("serve")
+@serve_options
+def serve_command(**options: Any) -> None:
+    """Run the actuator's HTTP server."""
+    start(options, DEFAULT_BROKER_URL)
+
+
+@main.command("check")
+@option("--rules", "rules_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+        help="YAML rule file to check.")
+@click.argument("payload", type=click.Path(dir_okay=False, path_type=Path))
+@option("--broker-url", default=None,
+        help="Celery broker URL; when given, targets are resolved by live inspection (nothing is sent).")
+@INSPECT_TIMEOUT_OPTION
+@option("--json", "as_json", is_flag=True, default=False, help="Print the result as JSON.")
+def check_command(rules_path: Path, payload: Path, broker_url: str | None, inspect_timeout: float,
+                  as_json: bool) -> None:
+    """Show what the rules would do with PAYLOAD (an Alertmanager webhook body); send nothing.
+
+    Targets are resolved by live inspection only when --broker-url is given. Exit status 1 when
+    the rule file, the payload or any matching action is broken.
+    """
+    control = (ControlSettings(broker_url=broker_url, inspect_timeout=inspect_timeout)
+               if broker_url else None)
+    sys.exit(run_check(rules_path, payload, control, as_json, sys.stdout))

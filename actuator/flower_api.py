@@ -1,0 +1,145 @@
+"""Flower's control API, so the requests in Flower's docs (and the scripts written for it) work
+against the actuator: same paths, same query and form parameter names, same answers
+(``{"message": ...}``) and status codes. Unlike Flower, every request goes through the
+actuator's validation, capability checks, guards and audit log.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from . import commands
+from .actions import Action
+from .audit import Context
+from .auth import Access, requires
+from .commands import COMMANDS, ArgumentError
+from .control import BrokerUnavailable
+from .http_contract import api_status, json_error
+from .outcomes import ActionReport
+from .queue_length import queue_lengths
+from .services import principal_of, services
+from .targets import Target
+from .worker_facts import queue_names
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One Flower control endpoint: its command, where the arguments come from, how it answers.
+
+    ``{name}`` in the path is the worker, or for task endpoints the task (their worker then comes
+    from the ``workername`` parameter: every worker when it is absent). ``parameters`` maps
+    Flower's parameter names to the command's argument names. ``message`` is Flower's success
+    message; None means the worker's own reply, as Flower answers for those endpoints.
+    """
+
+    path: str
+    command: str
+    parameters: Mapping[str, str]
+    failure: str
+    message: str | None = None
+    task_in_path: bool = False
+
+
+ENDPOINTS = (
+    Endpoint("/api/worker/pool/grow/{name}", "pool_grow", {"n": "n"}, "Failed to grow '{}' worker's pool",
+             "Growing '{name}' worker's pool by {n}"),
+    Endpoint("/api/worker/pool/shrink/{name}", "pool_shrink", {"n": "n"}, "Failed to shrink '{}' worker's pool",
+             "Shrinking '{name}' worker's pool by {n}"),
+    Endpoint("/api/worker/pool/autoscale/{name}", "autoscale", {"min": "min", "max": "max"},
+             "Failed to autoscale '{}' worker", "Autoscaling '{name}' worker (min={min}, max={max})"),
+    Endpoint("/api/worker/queue/add-consumer/{name}", "add_consumer", {"queue": "queue"},
+             "Failed to add consumer to '{}' worker"),
+    Endpoint("/api/worker/queue/cancel-consumer/{name}", "cancel_consumer", {"queue": "queue"},
+             "Failed to cancel consumer from '{}' worker"),
+    Endpoint("/api/task/timeout/{name}", "time_limit", {"soft": "soft", "hard": "hard"},
+             "Failed to set timeouts on {}", task_in_path=True),
+    Endpoint("/api/task/rate-limit/{name}", "rate_limit", {"ratelimit": "rate_limit"},
+             "Failed to set rate limit on {}", task_in_path=True),
+)
+
+
+async def _params(request: web.Request) -> dict[str, str]:
+    """Query and form parameters together, as Tornado's ``get_argument`` sees them."""
+    params = dict(request.query)
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        params.update({key: value for key, value in (await request.post()).items()
+                       if isinstance(value, str)})
+    return params
+
+
+def _handler(endpoint: Endpoint) -> Callable[[web.Request], Any]:
+    spec = COMMANDS[endpoint.command]
+
+    @requires(Access.WRITE)
+    async def handle(request: web.Request) -> web.Response:
+        parts = services(request)
+        name = request.match_info["name"]
+        params = await _params(request)
+        worker = params.get("workername") or None if endpoint.task_in_path else name
+        raw = {argument: params.get(parameter) for parameter, argument in endpoint.parameters.items()}
+        if endpoint.task_in_path:
+            raw["task"] = name
+        context = Context("api", principal_of(request))
+        try:
+            arguments = spec.validate(raw)
+            target = Target("all") if worker is None else Target("name", commands.named("workername", worker))
+        except ArgumentError as exc:
+            return await _invalid(request, context, spec.name, exc.field, str(exc))
+        action = Action(spec=spec, arguments=arguments, target=target)
+        try:
+            report = await parts.pipeline.execute(action, context)
+        except BrokerUnavailable as exc:
+            return json_error(503, str(exc))
+        status = api_status(report)
+        if status == 200:
+            return web.json_response({"message": _message(endpoint, name, arguments, report),
+                                      **_details(report)})
+        if status == 404:
+            return json_error(404, f"Unknown worker '{worker}'" if worker else "No worker answered",
+                              reason=report.reason)
+        failure = endpoint.failure.format(name)
+        return json_error(status, f"{failure}: {report.reason}", **_details(report))
+
+    return handle
+
+
+def _message(endpoint: Endpoint, name: str, arguments: Mapping[str, Any], report: ActionReport) -> str:
+    if report.outcome != "sent":
+        return report.reason or report.outcome
+    if endpoint.message is not None:
+        return endpoint.message.format(name=name, **arguments)
+    return next((w.detail for w in report.workers if w.outcome == "ok" and w.detail), "done")
+
+
+def _details(report: ActionReport) -> dict[str, Any]:
+    return {"outcome": report.outcome, "workers": [w.describe() for w in report.workers]}
+
+
+async def _invalid(request: web.Request, context: Context, command: str, field: str,
+                   message: str) -> web.Response:
+    report = ActionReport(command=command, outcome="invalid", reason=message)
+    await services(request).pipeline.record(context, report)
+    return json_error(400, message, field=field)
+
+
+@requires(Access.READ)
+async def queues_length(request: web.Request) -> web.Response:
+    """Flower's shape: ``{"active_queues": [{"name": ..., "messages": ...}]}``, names exact."""
+    parts = services(request)
+    try:
+        consumed = await parts.resolver.everyone("active_queues")
+        names = {name for reply in consumed.values() for name in queue_names(reply)}
+        lengths = await parts.control.run(lambda connection: queue_lengths(connection, names))
+    except BrokerUnavailable as exc:
+        return json_error(503, str(exc))
+    return web.json_response({"active_queues": [{"name": name, "messages": count}
+                                                for name, count in lengths.items()]})
+
+
+def add_routes(app: web.Application) -> None:
+    for endpoint in ENDPOINTS:
+        app.router.add_post(endpoint.path, _handler(endpoint))
+    app.router.add_get("/api/queues/length", queues_length)

@@ -1,0 +1,126 @@
+"""What happened to each action and each worker: the records the audit log, the metrics and
+the HTTP answers are made of.
+
+Per worker: ``ok`` / ``error`` (the worker answered and refused) / ``no_reply`` (sent, no answer
+within the reply timeout) / ``refused`` (not sent: the worker cannot do it) / ``dry_run`` /
+``suppressed`` (not sent: a guard said no).
+
+Per action: ``sent`` (every target answered ok), ``partial``, ``failed`` (sent, nobody answered
+ok), ``refused``, ``dry_run``, ``suppressed``, ``no_targets``, ``invalid`` (render or validation
+failed; nothing sent), ``broker_unavailable``; and ``no_match`` for an alert no rule matched.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SENT_OUTCOMES = ("ok", "error", "no_reply")
+# When no worker was sent anything, the action's outcome is the first of these that applies.
+_NOT_SENT_PRECEDENCE = ("dry_run", "suppressed", "refused")
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    worker: str
+    outcome: str
+    detail: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"worker": self.worker, "outcome": self.outcome, "detail": self.detail}
+
+
+@dataclass
+class ActionReport:
+    command: str | None
+    outcome: str
+    rule: str | None = None
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    target: Any = None
+    reason: str | None = None
+    workers: list[WorkerResult] = field(default_factory=list)
+    duration_seconds: float = 0.0
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "command": self.command,
+            "arguments": dict(self.arguments),
+            "target": self.target,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "workers": [w.describe() for w in self.workers],
+            "duration_seconds": round(self.duration_seconds, 6),
+        }
+
+
+def action_outcome(workers: list[WorkerResult]) -> str:
+    """Summarise per-worker results into the action's outcome."""
+    if not workers:
+        return "no_targets"
+    sent = [w for w in workers if w.outcome in SENT_OUTCOMES]
+    if not sent:
+        present = {w.outcome for w in workers}
+        return next(o for o in _NOT_SENT_PRECEDENCE if o in present)
+    ok = sum(1 for w in sent if w.outcome == "ok")
+    if ok == len(workers):
+        return "sent"
+    return "failed" if ok == 0 else "partial"
+
+
+@dataclass
+class AlertReport:
+    alertname: str
+    fingerprint: str
+    status: str
+    labels: Mapping[str, str]
+    starts_at: str
+    rules: list[str] = field(default_factory=list)
+    actions: list[ActionReport] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "alertname": self.alertname,
+            "fingerprint": self.fingerprint,
+            "status": self.status,
+            "startsAt": self.starts_at,
+            "labels": dict(self.labels),
+            "matched_rules": list(self.rules),
+            "actions": [a.describe() for a in self.actions],
+        }
+
+
+@dataclass
+class NotificationReport:
+    notification_id: int | None
+    receiver: str
+    status: str
+    alerts: list[AlertReport] = field(default_factory=list)
+    broker_error: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        return "broker_unavailable" if self.broker_error else "handled"
+
+    def describe(self) -> dict[str, Any]:
+        actions = [a for alert in self.alerts for a in alert.actions]
+        described: dict[str, Any] = {
+            "status": self.outcome,
+            "notification_id": self.notification_id,
+            "receiver": self.receiver,
+            "alert_status": self.status,
+            "summary": {
+                "alerts": len(self.alerts),
+                "matched": sum(1 for alert in self.alerts if alert.rules),
+                "actions": len(actions),
+                "by_outcome": dict(Counter(a.outcome for a in actions)),
+            },
+            "alerts": [alert.describe() for alert in self.alerts],
+        }
+        if not any(alert.rules for alert in self.alerts):
+            described["message"] = "no rule matched"
+        if self.broker_error:
+            described["error"] = self.broker_error
+        return described
+

@@ -1,0 +1,98 @@
+"""The read side: health, metrics, the loaded rules, the audit log and a small status page."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from .audit import FILTERS, MAX_LIMIT
+from .auth import Access, requires
+from .http_contract import json_error
+from .metrics import CONTENT_TYPE
+from .services import services
+
+# The status page escapes everything: label values and queue names are user data.
+_PAGES = Environment(loader=PackageLoader("actuator", "templates"), autoescape=select_autoescape(["html"]))
+_INTEGER_FILTERS = ("notification",)
+_MAX_ID = 2**63 - 1  # SQLite's largest integer
+RECENT_ACTIONS = 50
+
+
+@requires(Access.OPEN)
+async def healthz(request: web.Request) -> web.Response:
+    parts = services(request)
+    return web.json_response({"status": "ok", "rules": len(parts.rules.rules),
+                              "dry_run": parts.settings.dry_run, "broker": parts.control.broker,
+                              "workers_known": sorted(parts.resolver.directory.known)})
+
+
+@requires(Access.METRICS)
+async def metrics(request: web.Request) -> web.Response:
+    body = services(request).metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+@requires(Access.READ)
+async def rules(request: web.Request) -> web.Response:
+    return web.json_response(services(request).rules.describe())
+
+
+def parse_filters(query: Any) -> tuple[dict[str, Any], int]:
+    """``GET /actions`` query → (filters, limit); ValueError names the bad parameter."""
+    filters: dict[str, Any] = {}
+    limit = 100
+    for key, value in query.items():
+        if key == "limit":
+            if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+                raise ValueError(f"limit: got {value!r}; expected an integer from 1 to {MAX_LIMIT}")
+            limit = int(value)
+        elif key == "since":
+            filters[key] = _timestamp(value)
+        elif key in _INTEGER_FILTERS:
+            if not value.isdigit() or int(value) > _MAX_ID:
+                raise ValueError(f"{key}: got {value!r}; expected an integer id")
+            filters[key] = int(value)
+        elif key in FILTERS:
+            filters[key] = value
+        else:
+            raise ValueError(f"unknown parameter {key!r}; expected one of limit, {', '.join(FILTERS)}")
+    return filters, limit
+
+
+def _timestamp(value: str) -> float:
+    for parse in (float, lambda text: datetime.fromisoformat(text).timestamp()):
+        try:
+            return parse(value)
+        except ValueError:
+            continue
+    raise ValueError(f"since: got {value!r}; expected Unix seconds or an ISO 8601 time")
+
+
+@requires(Access.READ)
+async def actions(request: web.Request) -> web.Response:
+    try:
+        filters, limit = parse_filters(request.query)
+    except ValueError as exc:
+        return json_error(400, str(exc))
+    records = await services(request).audit.decisions(filters, limit)
+    return web.json_response({"actions": records})
+
+
+@requires(Access.READ)
+async def status_page(request: web.Request) -> web.Response:
+    parts = services(request)
+    recent = await parts.audit.decisions({}, RECENT_ACTIONS)
+    html = _PAGES.get_template("status.html").render(
+        rules=parts.rules.describe(), actions=recent, dry_run=parts.settings.dry_run,
+        workers=sorted(parts.resolver.directory.known), broker=parts.control.broker)
+    return web.Response(text=html, content_type="text/html")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/", status_page)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/rules", rules)
+    app.router.add_get("/actions", actions)

@@ -1,0 +1,104 @@
+"""The actuator's aiohttp application: parts wired together, routes, authentication, lifecycle."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+from celery import Celery
+
+from . import flower_api, pages
+from .audit import AuditLog
+from .auth import ANONYMOUS, Authenticator, access_of
+from .control import RemoteControl
+from .guards import DryRunGuards
+from .metrics import ActuatorMetrics
+from .pipeline import Pipeline
+from .rule_file import load_rules
+from .rules import RuleSet
+from .services import PRINCIPAL, SERVICES, Services
+from .settings import Settings
+from .targets import TargetResolver, refresh_forever
+from .webhook import webhook
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def build_app(settings: Settings, rules: RuleSet, celery_app: Celery | None = None) -> web.Application:
+    """Everything the service needs, built from settings and an already loaded rule file."""
+    control = RemoteControl(settings.control, celery_app)
+    resolver = TargetResolver(control)
+    audit = AuditLog(settings.audit_db)
+    metrics = ActuatorMetrics()
+    metrics.rules_loaded.set(len(rules.rules))
+    metrics.dry_run.set(1 if settings.dry_run else 0)
+    parts = Services(
+        settings=settings, rules=rules, control=control, resolver=resolver,
+        pipeline=Pipeline(rules, resolver, control, DryRunGuards(settings.dry_run), audit, metrics),
+        audit=audit, metrics=metrics, authenticator=Authenticator(settings.auth),
+    )
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[_count_requests, _authenticate])
+    app[SERVICES] = parts
+    app.router.add_post("/webhook", webhook)
+    pages.add_routes(app)
+    flower_api.add_routes(app)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    parts = app[SERVICES]
+    refresher = asyncio.create_task(refresh_forever(parts.resolver, parts.settings.control.discovery_interval))
+    yield
+    refresher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await refresher
+    parts.control.close()
+    parts.audit.close()
+
+
+@web.middleware
+async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """401 (with WWW-Authenticate) before the handler runs, so no request body is even read."""
+    authenticator = request.app[SERVICES].authenticator
+    access = access_of(request.match_info.handler)
+    if not authenticator.needs_credentials(access):
+        request[PRINCIPAL] = ANONYMOUS
+        return await handler(request)
+    principal = authenticator.authenticate(request.headers.get("Authorization"))
+    if principal is None:
+        log.warning("401 %s %s from %s: %s", request.method, request.path, request.remote,
+                    "bad credentials" if "Authorization" in request.headers else "no credentials")
+        return web.json_response({"error": "authentication required"}, status=401,
+                                 headers=authenticator.challenge())
+    request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+@web.middleware
+async def _count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route = request.match_info.route.resource
+    name = route.canonical if route is not None else "unmatched"
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        request.app[SERVICES].metrics.http_requests.labels(name, str(exc.status)).inc()
+        raise
+    request.app[SERVICES].metrics.http_requests.labels(name, str(response.status)).inc()
+    return response
+
+
+def serve(settings: Settings, celery_app: Celery | None = None) -> None:
+    """Load the rules (refusing to start on any error), then serve until interrupted."""
+    rules = load_rules(settings.rules_path)
+    for warning in rules.warnings:
+        log.warning("%s", warning)
+    app = build_app(settings, rules, celery_app)
+    log.info("actuator on http://%s:%d: %d rules from %s, broker %s%s", settings.host, settings.port,
+             len(rules.rules), settings.rules_path, app[SERVICES].control.broker,
+             " (dry run)" if settings.dry_run else "")
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)

@@ -1,0 +1,266 @@
+"""The HTTP contract with Alertmanager, in-process (aiohttp test server): 200/400/401/413/503, auth
+schemes, the read endpoints, dry-run; a real worker where an answer depends on one."""
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+
+import pytest
+
+from actuator.http_contract import api_status
+from actuator.outcomes import ActionReport, WorkerResult
+from actuator.services import SERVICES
+from actuator.settings import AuthSettings, ControlSettings
+from tests.actuator.conftest import AUTH_HEADERS as HEADERS
+from tests.actuator.payloads import alert, backlog, notification
+from tests.actuator.test_payload import mutations
+from tests.support.inspection import pool_size
+from tests.support.polling import wait_for
+from tests.support.ports import free_port
+
+WORKER = "w1@contract"
+
+RULES = """
+    rules:
+      - name: grow
+        match: {alertname: CeleryQueueBacklog}
+        actions:
+          - command: pool_grow
+            workers: {consuming: "{{ labels.queue_name }}"}
+            n: 1
+      - name: rehearse-grow
+        match: {alertname: Rehearsal}
+        dry_run: true
+        actions:
+          - command: pool_grow
+            workers: {consuming: "{{ labels.queue_name }}"}
+            n: 4
+"""
+
+
+@pytest.fixture(scope="module")
+def worker(start_workers):
+    return start_workers({"name": WORKER, "queues": ["celery"], "concurrency": 2})[0]
+
+
+async def test_fuzzed_payloads_get_400_with_a_json_error_never_500(actuator_client, module_broker_url):
+    client = await actuator_client(RULES, module_broker_url)
+    bodies = [json.dumps(body).encode() for body in mutations(seed=11, count=300)]
+    bodies += [b"", b"{", b"\xff", b"[]", b"null", b'{"version": "4"}', b"[" * 50000, "{\"é\": 1}".encode()]
+    statuses = {}
+    for body in bodies:
+        answer = await client.post("/webhook", data=body, headers=HEADERS)
+        statuses[answer.status] = statuses.get(answer.status, 0) + 1
+        if answer.status == 400:
+            error = await answer.json()
+            assert error["error"], body
+    assert set(statuses) <= {200, 400} and statuses[400] > 150
+    # The service is still healthy and still handles a valid notification.
+    answer = await client.post("/webhook", json=notification(alert({"alertname": "Nothing"})), headers=HEADERS)
+    assert answer.status == 200 and (await answer.json())["message"] == "no rule matched"
+    metrics = await (await client.get("/metrics")).text()
+    assert f'celery_actuator_notifications_total{{status="invalid"}} {statuses[400]}.0' in metrics
+
+
+async def test_error_body_names_the_field(actuator_client, module_broker_url):
+    client = await actuator_client(RULES, module_broker_url)
+    body = backlog("celery", 1)
+    body["alerts"][0]["labels"]["queue_name"] = 7
+    answer = await client.post("/webhook", json=body, headers=HEADERS)
+    assert answer.status == 400
+    assert await answer.json() == {"error": "expected a string value, got a number",
+                                   "field": "alerts[0].labels.queue_name"}
+    rejected = await (await client.get("/actions", headers=HEADERS)).json()
+    assert rejected == {"actions": []}
+
+
+async def test_bodies_past_the_bound_get_413(actuator_client, module_broker_url):
+    client = await actuator_client(RULES, module_broker_url, max_body_bytes=2048)
+    big = json.dumps(backlog("x" * 3000, 1))
+    answer = await client.post("/webhook", data=big, headers=HEADERS)
+    assert answer.status == 413 and "2048" in (await answer.json())["error"]
+
+    async def chunks():
+        yield big[:1500].encode()
+        yield big[1500:].encode()
+    answer = await client.post("/webhook", data=chunks(), headers=HEADERS)
+    assert answer.status == 413
+
+
+async def test_broker_unreachable_is_503_and_recorded(actuator_client):
+    client = await actuator_client(RULES, f"redis://127.0.0.1:{free_port()}/0")
+    started = time.monotonic()
+    answer = await client.post("/webhook", json=backlog("celery", 5), headers=HEADERS)
+    assert answer.status == 503 and time.monotonic() - started < 5
+    body = await answer.json()
+    assert body["status"] == "broker_unavailable" and "unreachable" in body["error"]
+    # Nothing to send means nothing a retry would change: 200 even with the broker down.
+    answer = await client.post("/webhook", json=notification(alert({"alertname": "Other"})), headers=HEADERS)
+    assert answer.status == 200
+    records = (await (await client.get("/actions", params={"outcome": "broker_unavailable"},
+                                       headers=HEADERS)).json())["actions"]
+    assert [(r["rule"], r["command"]) for r in records] == [("grow", "pool_grow")]
+
+
+async def test_bearer_tokens_and_challenge(actuator_client, module_broker_url):
+    auth = AuthSettings(basic_users={"am": "pw"}, bearer_tokens=("tok-1", "tok-2"))
+    client = await actuator_client(RULES, module_broker_url, auth=auth)
+    body = notification(alert({"alertname": "Other"}))
+    answer = await client.post("/webhook", json=body)
+    assert answer.status == 401
+    assert answer.headers["WWW-Authenticate"] == 'Basic realm="celery-autopilot", Bearer realm="celery-autopilot"'
+    assert (await client.post("/webhook", json=body, headers={"Authorization": "Bearer tok-3"})).status == 401
+    answer = await client.post("/webhook", json=body, headers={"Authorization": "Bearer tok-2"})
+    assert answer.status == 200
+    records = (await (await client.get("/actions", headers={"Authorization": "Bearer tok-1"})).json())["actions"]
+    assert records[0]["principal"] == "bearer:token#2"
+
+
+async def test_open_endpoints_and_no_auth(actuator_client, module_broker_url):
+    client = await actuator_client(RULES, module_broker_url)
+    assert (await client.get("/healthz")).status == 200
+    assert (await client.get("/metrics")).status == 200
+    assert (await client.get("/rules")).status == 401
+    assert (await client.get("/")).status == 401
+    assert (await client.get("/no/such/page")).status == 401
+    protected = await actuator_client(RULES, module_broker_url,
+                                      auth=AuthSettings(basic_users={"a": "b"}, protect_metrics=True))
+    assert (await protected.get("/metrics")).status == 401
+    open_client = await actuator_client(RULES, module_broker_url, auth=AuthSettings(enabled=False))
+    rules = await (await open_client.get("/rules")).json()
+    assert [r["name"] for r in rules["rules"]] == ["grow", "rehearse-grow"]
+    answer = await open_client.post("/webhook", json=notification(alert({"alertname": "Other"})))
+    assert answer.status == 200
+
+
+async def test_actions_filters(actuator_client, module_broker_url):
+    client = await actuator_client(RULES, module_broker_url)
+    for name in ("One", "Two", "Two"):
+        await client.post("/webhook", json=notification(alert({"alertname": name})), headers=HEADERS)
+    get = lambda **params: client.get("/actions", params=params, headers=HEADERS)  # noqa: E731
+    assert len((await (await get(alertname="Two")).json())["actions"]) == 2
+    assert len((await (await get(limit="1")).json())["actions"]) == 1
+    assert len((await (await get(since="2000-01-01T00:00:00+00:00", outcome="no_match")).json())["actions"]) == 3
+    for bad, fragment in (({"limit": "0"}, "limit"), ({"colour": "red"}, "unknown parameter 'colour'"),
+                          ({"since": "soon"}, "since"), ({"notification": "x"}, "notification")):
+        answer = await get(**bad)
+        assert answer.status == 400 and fragment in (await answer.json())["error"]
+
+
+async def test_status_page_escapes_user_data(actuator_client, module_broker_url):
+    client = await actuator_client(RULES, module_broker_url)
+    hostile = "<script>alert(1)</script>"
+    await client.post("/webhook", json=notification(alert({"alertname": hostile})), headers=HEADERS)
+    page = await (await client.get("/", headers=HEADERS)).text()
+    assert "grow" in page and "no_match" in page
+    assert hostile not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+async def test_dry_run_sends_nothing(actuator_client, module_broker_url, worker, inspector):
+    client = await actuator_client(RULES, module_broker_url)
+    before = pool_size(inspector, WORKER)
+    rehearsal = notification(alert({"alertname": "Rehearsal", "queue_name": "celery"}))
+    answer = await client.post("/webhook", json=rehearsal, headers=HEADERS)
+    action = (await answer.json())["alerts"][0]["actions"][0]
+    assert (action["outcome"], action["workers"][0]["outcome"]) == ("dry_run", "dry_run")
+    assert "rule 'rehearse-grow' has dry_run: true" in action["reason"]
+    global_dry = await actuator_client(RULES, module_broker_url, dry_run=True)
+    action = (await (await global_dry.post("/webhook", json=backlog("celery", 1), headers=HEADERS)).json())
+    assert action["alerts"][0]["actions"][0]["reason"] == "dry run (--dry-run): nothing sent"
+    assert "celery_actuator_dry_run 1.0" in await (await global_dry.get("/metrics")).text()
+    # One real grow by 1: prefork starts every pending process at once, so if a rehearsal's
+    # grow by 4 had been sent, it would show together with this one.
+    await client.post("/webhook", json=backlog("celery", 1), headers=HEADERS)
+    after = wait_for(lambda: (size := pool_size(inspector, WORKER)) > before and size, what="the real grow")
+    assert after == before + 1
+
+
+async def test_inspecting_every_worker_stops_once_the_known_ones_answered(actuator_client, module_broker_url,
+                                                                         worker):
+    """With a 5 s inspection timeout, resolving "consumers of a queue" must not wait it out."""
+    control = ControlSettings(broker_url=module_broker_url, inspect_timeout=5, discovery_interval=3600)
+    client = await actuator_client(RULES, module_broker_url, control=control, dry_run=True)
+    directory = client.app[SERVICES].resolver.directory
+    # What the background refresh learns: the workers that answered a complete inspection.
+    directory.replace({WORKER, "gone@contract"})
+    started = time.monotonic()
+    answer = await client.post("/webhook", json=backlog("celery", 1), headers=HEADERS)
+    assert (await answer.json())["alerts"][0]["actions"][0]["workers"][0]["worker"] == WORKER
+    # A known worker did not answer: that inspection waited its timeout, and forgot the worker.
+    assert time.monotonic() - started >= 5 and directory.known == {WORKER}
+    timings = []
+    for _ in range(3):
+        started = time.monotonic()
+        answer = await client.post("/webhook", json=backlog("celery", 1), headers=HEADERS)
+        timings.append(time.monotonic() - started)
+        assert (await answer.json())["alerts"][0]["actions"][0]["workers"][0]["worker"] == WORKER
+    assert max(timings) < 2.5, timings  # half the timeout: not waited out, even on a loaded machine
+
+
+@pytest.mark.parametrize(("outcome", "workers", "status"), [
+    ("sent", ["ok"], 200),
+    ("dry_run", ["dry_run"], 200),
+    ("no_targets", [], 404),
+    ("refused", ["refused"], 403),
+    ("failed", ["error"], 403),
+    ("failed", ["no_reply"], 502),
+    ("partial", ["ok", "no_reply"], 502),
+    ("partial", ["ok", "error"], 403),
+    ("broker_unavailable", [], 503),
+])
+def test_flower_api_status_codes(outcome, workers, status):
+    report = ActionReport(command="pool_grow", outcome=outcome,
+                          workers=[WorkerResult(f"w{i}", o) for i, o in enumerate(workers)])
+    assert api_status(report) == status
+
+
+async def test_fuzzed_api_requests_never_get_500(actuator_client, module_broker_url):
+    control = ControlSettings(broker_url=module_broker_url, inspect_timeout=0.1, reply_timeout=0.1,
+                              discovery_interval=3600)
+    client = await actuator_client(RULES, module_broker_url, control=control)
+    rng = random.Random(5)
+    odd = ["", "0", "-1", "1e400", "nan", "inf", "3.5", "ten", "a b", "é", "\x00", "<x>", "9" * 40, "200/m", "2"]
+    paths = ["/api/worker/pool/grow/", "/api/worker/pool/shrink/", "/api/worker/pool/autoscale/",
+             "/api/worker/queue/add-consumer/", "/api/worker/queue/cancel-consumer/",
+             "/api/task/timeout/", "/api/task/rate-limit/"]
+    names = ["celery@nowhere", "x%20y", "%00", "%3Cscript%3E", "a" * 300]
+    keys = ["n", "min", "max", "queue", "soft", "hard", "ratelimit", "workername", "other"]
+    statuses = set()
+    for _ in range(120):
+        params = {key: rng.choice(odd) for key in rng.sample(keys, rng.randint(0, 4))}
+        path = rng.choice(paths) + rng.choice(names)
+        answer = await client.post(path, params=params if rng.random() < 0.5 else None,
+                                   data=None if rng.random() < 0.5 else params, headers=HEADERS)
+        statuses.add(answer.status)
+        # 502: a task endpoint without workername went to this module's worker, whose reply may
+        # miss the 0.1 s reply timeout on a loaded machine. Never a 500.
+        assert answer.status in (400, 403, 404, 502), (path, params, await answer.text())
+    for query in ({"limit": "1e400"}, {"since": "nan"}, {"since": "1e400"}, {"worker": "\x00"},
+                  {"notification": "9" * 40}):
+        assert (await client.get("/actions", params=query, headers=HEADERS)).status in (200, 400)
+    assert {400, 404} <= statuses
+
+
+async def test_concurrent_notifications_each_get_their_own_replies(actuator_client, module_broker_url, worker):
+    rules = """
+        rules:
+          - name: limit
+            match: {alertname: Limit}
+            actions:
+              - {command: rate_limit, workers: {name: "{{ labels.hostname }}"}, task: "{{ labels.task }}",
+                 rate_limit: "{{ labels.rate }}"}
+    """
+    client = await actuator_client(rules, module_broker_url)
+    tasks = ["demo.add", "demo.mul", "no.such.task"] * 8
+
+    async def send(i: int, task: str):
+        labels = {"alertname": "Limit", "hostname": WORKER, "task": task, "rate": f"{i + 1}/m"}
+        answer = await client.post("/webhook", json=notification(alert(labels)), headers=HEADERS)
+        return task, (await answer.json())["alerts"][0]["actions"][0]["workers"]
+
+    results = await asyncio.gather(*(send(i, task) for i, task in enumerate(tasks)))
+    for task, workers in results:
+        expected = ("error", "unknown task") if task == "no.such.task" else ("ok", "new rate limit set successfully")
+        assert [(w["worker"], w["outcome"], w["detail"]) for w in workers] == [(WORKER, *expected)]
