@@ -149,8 +149,7 @@ def _auth_settings(options: dict[str, Any]) -> AuthSettings:
 
 def app_queues(app: Any) -> tuple[str, ...]:
     """The queues a Celery app routes to by default or declares, as Flower lists them."""
-    declared = [queue.name for queue in app.conf.task_queues or () if queue.name]
-    return tuple(dict.fromkeys([app.conf.task_default_queue, *declared]))
+    return tuple(dict.fromkeys([app.conf.task_default_queue, *app.amqp.queues]))
 
 
 def configure_logging(level: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from .targets import TargetResolver
@@ -55,8 +55,7 @@ class WorkerInspector:
         return inspected_at is not None and self._clock() - inspected_at < self.max_age
 
     async def _inspect_everyone(self) -> None:
-        stats = await self.resolver.everyone("stats")
-        infos = await self._ask(stats, INSPECT_METHODS[1:])
+        infos = await self._complete(await self.resolver.everyone("stats"))
         now = self._clock()
         self._workers = infos
         self._inspected_at = dict.fromkeys(infos, now)
@@ -64,7 +63,7 @@ class WorkerInspector:
         self._seen.update(infos)
 
     async def _inspect(self, names: list[str]) -> None:
-        infos = await self._ask({}, INSPECT_METHODS, names)
+        infos = await self._complete(await self.resolver.control.inspect("stats", names))
         now = self._clock()
         for name in names:
             if name in infos:
@@ -75,11 +74,13 @@ class WorkerInspector:
                 self._workers.pop(name, None)
                 self._inspected_at.pop(name, None)
 
-    async def _ask(self, stats: dict[str, Any], methods: Iterable[str],
-                   names: list[str] | None = None) -> dict[str, WorkerInfo]:
-        """Run ``methods`` on ``names`` (default: those in ``stats``) and group the replies by worker."""
-        names = sorted(stats) if names is None else names
-        methods = tuple(methods)
+    async def _complete(self, stats: dict[str, Any]) -> dict[str, WorkerInfo]:
+        """The other inspections, of just the workers that answered ``stats``, grouped by worker.
+
+        Asking only those means a worker that is gone costs one inspection timeout, not eight.
+        """
+        names = sorted(stats)
+        methods = INSPECT_METHODS[1:]
         control = self.resolver.control
         replies = await asyncio.gather(*(control.inspect(method, names) for method in methods))
         infos: dict[str, WorkerInfo] = {name: {"stats": reply} for name, reply in stats.items() if reply is not None}
