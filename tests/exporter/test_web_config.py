@@ -17,9 +17,9 @@ import requests
 from exporter import web_access
 from exporter.cli import UsageError, parse_settings
 from exporter.web_access import BasicAuth, TokenBucket
-from exporter.web_config import RateLimit, WebConfigError, load_web_config
+from exporter.server import make_app
+from exporter.web_config import RateLimit, WebConfig, WebConfigError, load_web_config
 from tests.support.exporter import ROOT, start_exporter
-from tests.support.polling import wait_for
 from tests.support.prometheus import Prometheus, scrape_config, scrape_job
 from tests.support.tls import CertificateAuthority, IssuedCertificate, client_context
 
@@ -168,6 +168,17 @@ def test_the_token_bucket_allows_a_burst_then_one_per_interval():
     assert [bucket.allow(), bucket.allow()] == [True, False]
 
 
+async def test_headers_on_every_answer_and_the_rate_limit_over_all_requests(aiohttp_client):
+    config = WebConfig(source="web.yml", basic_auth_users={USER: HASH.encode()},
+                       headers={"X-Content-Type-Options": "nosniff"}, rate_limit=RateLimit(interval=60, burst=3))
+    client = await aiohttp_client(make_app(lambda: "up 1\n", lambda: True, "redis://broker", config))
+    answers = [await client.get("/metrics", headers={"Authorization": basic(USER, PASSWORD)}),
+               await client.get("/metrics"), await client.get("/healthz"), await client.get("/healthz")]
+    assert [a.status for a in answers] == [200, 401, 200, 429]
+    assert [a.headers.get("X-Content-Type-Options") for a in answers[:3]] == ["nosniff"] * 3
+    assert await answers[0].text() == "up 1\n"
+
+
 @pytest.fixture(scope="module")
 def web_configs(tmp_path_factory, server_cert, certificate_authority) -> dict[str, Path]:
     directory = tmp_path_factory.mktemp("web-config")
@@ -242,11 +253,7 @@ def test_prometheus_scrapes_over_https_with_basic_auth_and_mutual_tls(basic_expo
         scrape_job("no-client-cert", [mtls_exporter.address], scheme="https", tls_config={"ca_file": ca}),
     ]
     with Prometheus(scrape_config(*jobs)) as prometheus:
-        def scraped() -> dict[str, dict] | None:
-            targets = {t["labels"]["job"]: t for t in prometheus.targets()}
-            done = len(targets) == len(jobs) and all(t["health"] != "unknown" for t in targets.values())
-            return targets if done else None
-        targets = wait_for(scraped, timeout=30, interval=0.2, what="a scrape of every job")
+        targets = prometheus.scraped_targets(len(jobs))
         series = {job: prometheus.query(f'celery_exporter_broker_connected{{job="{job}"}}')
                   for job in ("basic-auth", "client-cert")}
 
