@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 import requests
 from celery import Celery
+from click.testing import CliRunner
+
+from actuator.cli import main
 
 from tests.actuator.conftest import AUTH
 from tests.support.inspection import pool_pids
@@ -104,3 +107,14 @@ def test_shutdown_stops_the_worker(allowed, workers):
     assert answer.json()["workers"] == [{"worker": DOOMED, "outcome": "ok",
                                          "detail": "sent (a worker does not reply to shutdown)"}]
     assert workers[DOOMED].proc.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--allow-api", "revoke,pool_grow"], "'pool_grow': expected a comma-separated list of pool_restart, shutdown"),
+    (["--queues", "celery,bad\tqueue"], "'bad\\tqueue': expected a non-empty name"),
+])
+def test_serve_refuses_unknown_api_commands_and_bad_queue_names(tmp_path, args, message):
+    rules = tmp_path / "rules.yml"
+    rules.write_text("rules: []\n")
+    done = CliRunner().invoke(main, ["serve", "--rules", str(rules), "--no-auth", *args])
+    assert done.exit_code == 2 and message in done.output, done.output
