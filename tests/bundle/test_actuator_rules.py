@@ -14,7 +14,7 @@ import pytest
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from tests.support.bundle_config import ALERTS_DIR, alert_names, load_yaml
+from demo.bundle_config import ALERTS_DIR, alert_names, load_yaml
 
 RULES_FILE = ALERTS_DIR / "actuator-rules.yml"
 SAMPLES_DIR = ALERTS_DIR / "samples"

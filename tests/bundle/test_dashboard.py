@@ -19,7 +19,7 @@ import yaml
 from tests.bundle.metric_contract import (
     ACTUATOR_METRICS, EXPORTER_METRICS, PROMETHEUS_METRICS, metric_names,
 )
-from tests.support.bundle_config import ROOT, load_yaml, threshold_records
+from demo.bundle_config import ROOT, load_yaml, threshold_records
 
 GRAFANA_DIR = ROOT / "grafana"
 DASHBOARD_FILE = GRAFANA_DIR / "dashboards" / "celery-autopilot.json"
@@ -130,11 +130,11 @@ def test_shows_what_the_issue_asks_for(dashboard):
         "celery_task_failed_total", "celery_task_succeeded_total",
         "celery_task_runtime_bucket", "celery_task_queue_wait_time_bucket",
         "celery_queue_length", "celery_worker_up", "celery_worker_pool_processes",
-        "autopilot_actions_total",
+        "celery_actuator_actions_total",
     } <= used
     annotations = {a["name"]: a for a in dashboard["annotations"]["list"]}
-    assert "autopilot_actions_total" in annotations["Actuator actions"]["expr"]
-    assert any("autopilot_actions_total" in t["expr"] for p in graph_panels(dashboard) for t in p["targets"]
+    assert "celery_actuator_actions_total" in annotations["Actuator actions"]["expr"]
+    assert any("celery_actuator_actions_total" in t["expr"] for p in graph_panels(dashboard) for t in p["targets"]
                if p["type"] == "timeseries")
 
 
