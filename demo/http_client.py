@@ -1,4 +1,4 @@
-"""Small blocking JSON-over-HTTP helpers for the tests (stdlib only, no session state)."""
+"""Small blocking JSON-over-HTTP helpers for the demo and the tests (stdlib only, no session state)."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,8 @@ import urllib.request
 from typing import Any
 
 
-def get_json(url: str, *, timeout: float = 5.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+def get_json(url: str, *, timeout: float = 5.0, headers: dict[str, str] | None = None) -> Any:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as response:
         return json.load(response)
 
 

@@ -81,7 +81,7 @@ def test_rules_cover_the_remediations_of_the_issue():
                                                "n": "4", "min_pool": 2}),
     ("restart-leaking-pool", "firing", {"command": "pool_restart", "workers": {"name": "celery@worker1"}}),
     ("throttle-failing-task", "firing", {"command": "rate_limit", "workers": "all", "task": "demo.fail",
-                                         "rate": "10/m"}),
+                                         "rate_limit": "10/m"}),
 ])
 def test_actions_render_for_the_sample_payloads(rule_name, status, expected):
     rule = next(rule for rule in rules() if rule["name"] == rule_name)
