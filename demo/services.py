@@ -35,6 +35,7 @@ class Service:
     proc: subprocess.Popen | None = None
 
     def start(self, ready: Callable[[], bool], *, timeout: float = 30.0) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 self.command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,

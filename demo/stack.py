@@ -71,7 +71,6 @@ class Autopilot:
 def autopilot(settings: StackSettings) -> Iterator[Autopilot]:
     """Start the loop; every process started is stopped on exit, also after a failed start."""
     logs = settings.workdir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     with ExitStack() as running:
         exporter = start_exporter(settings.broker_url, logs, queues=settings.queues, port=settings.exporter_port)
         running.callback(exporter.stop)
