@@ -16,12 +16,12 @@ from .actions import Action
 from .audit import Context
 from .auth import Access, requires
 from .commands import COMMANDS, ArgumentError
-from .control import BrokerUnavailable
 from .http_contract import api_status, json_error
 from .outcomes import ActionReport
 from .queue_length import queue_lengths
 from .services import principal_of, services
 from .targets import Target
+from .unavailable import Unavailable
 from .worker_facts import queue_names
 
 
@@ -91,7 +91,7 @@ def _handler(endpoint: Endpoint) -> Callable[[web.Request], Any]:
         action = Action(spec=spec, arguments=arguments, target=target)
         try:
             report = await parts.pipeline.execute(action, context)
-        except BrokerUnavailable as exc:
+        except Unavailable as exc:
             return json_error(503, str(exc))
         status = api_status(report)
         if status == 200:
@@ -133,7 +133,7 @@ async def queues_length(request: web.Request) -> web.Response:
         consumed = await parts.resolver.everyone("active_queues")
         names = {name for reply in consumed.values() for name in queue_names(reply)}
         lengths = await parts.control.run(lambda connection: queue_lengths(connection, names))
-    except BrokerUnavailable as exc:
+    except Unavailable as exc:
         return json_error(503, str(exc))
     return web.json_response({"active_queues": [{"name": name, "messages": count}
                                                 for name, count in lengths.items()]})

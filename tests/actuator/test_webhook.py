@@ -183,9 +183,11 @@ def test_without_valid_credentials_nothing_reaches_the_worker(cluster, inspector
         assert answer.headers["WWW-Authenticate"] == 'Basic realm="celery-autopilot"'
     assert requests.get(f"{cluster.url}/actions", timeout=5).status_code == 401
     assert len(decisions(cluster, limit="1000")) == recorded
-    # Then one authorised grow by 1. Prefork starts every pending process at once, so once this
-    # one shows, any grow that slipped through earlier (4 per request) would show as well.
-    assert post(cluster, backlog("celery", 100)).json()["alerts"][0]["actions"][0]["outcome"] == "sent"
+    # Then one authorised grow by 1 (a new occurrence of the alert: the first test's notification
+    # was handled already). Prefork starts every pending process at once, so once this one shows,
+    # any grow that slipped through earlier (4 per request) would show as well.
+    fresh = backlog("celery", 100, starts_at="2026-11-26T11:00:00Z")
+    assert post(cluster, fresh).json()["alerts"][0]["actions"][0]["outcome"] == "sent"
     after = wait_for(lambda: (size := pool_size(inspector, PREFORK)) > before and size,
                      what="the authorised grow to show")
     assert after == before + 1
