@@ -159,7 +159,7 @@ def test_the_shipped_example_rule_file_loads():
     rules = load_rules(example)
     assert len(rules.rules) == 6 and rules.warnings == ()
     assert rules.matching(make_alert({"alertname": "CeleryQueueBacklog", "queue_name": "celery"}))[0].name == \
-        "grow-pool-on-backlog"
+        "track-backlog"
 
 
 def _node_paths(node, path=()):
