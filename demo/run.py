@@ -17,9 +17,9 @@ from pathlib import Path
 from .display import Display
 from .observe import observe
 from .polling import wait_for
-from .progress import BACKLOG_ALERT, Progress
+from .progress import Progress
 from .services import start_worker
-from .stack import ACTUATOR_RULES, Autopilot, StackSettings, autopilot
+from .stack import ACTUATOR_RULES, REMEDIATION_FOR, Autopilot, StackSettings, autopilot
 from .traffic import purge, send_burst
 
 # How often the demo looks: the loop's own pace, well under Prometheus' 1 s scrape.
@@ -47,12 +47,11 @@ class DemoSettings:
 
 def _stack_settings(settings: DemoSettings, workdir: Path) -> StackSettings:
     """Demo-sized alerts: the backlog threshold given, remediation alerts after 1 s (the shipped
-    rules wait minutes); over-provisioning after 10 s, so that the backlog rule's own shrink
-    normally comes first and the over-provisioning rule only catches what it left."""
+    rules wait minutes). The backlog resolves below the threshold, while tasks still run: if the
+    pool is too busy to shrink then, CeleryPoolOverprovisioned shrinks it once it is idle."""
     return StackSettings(
         broker_url=settings.broker_url, workdir=workdir, queues=(settings.queue,), rules=settings.rules,
-        thresholds={"queue_backlog_messages": settings.backlog_threshold},
-        for_durations={BACKLOG_ALERT: "1s", "CeleryQueueNoConsumers": "1s", "CeleryPoolOverprovisioned": "10s"},
+        thresholds={"queue_backlog_messages": settings.backlog_threshold}, for_durations=REMEDIATION_FOR,
         exporter_port=settings.exporter_port, actuator_port=settings.actuator_port,
         prometheus_port=settings.prometheus_port, alertmanager_port=settings.alertmanager_port)
 

@@ -23,6 +23,8 @@ from .services import HttpService, start_actuator, start_exporter
 
 ACTUATOR_RULES = ALERTS_DIR / "actuator-rules.yml"
 TOKEN_FILE = ALERTS_DIR / "secrets" / "actuator-token"
+# The remediation alerts after 1 s instead of minutes: the demo's and the end-to-end tests' `for:`.
+REMEDIATION_FOR = {"CeleryQueueBacklog": "1s", "CeleryQueueNoConsumers": "1s", "CeleryPoolOverprovisioned": "1s"}
 
 
 @dataclass(frozen=True)

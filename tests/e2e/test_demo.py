@@ -85,15 +85,16 @@ def test_the_demo_tells_the_whole_story_and_ends_by_itself(broker_url, tmp_path)
         code = running.wait(timeout=150)
         output = running.output
         assert code == 0, output
-        story = [line.split("==> ", 1)[1] for line in running.lines if "==> " in line]
-        assert [re.sub(r"[\d.]+", "N", milestone) for milestone in story] == [
+        story = [re.sub(r"[\d.]+", "N", line.split("==> ", 1)[1]) for line in running.lines if "==> " in line]
+        # The alert resolves below the threshold, so before or after the last messages ran.
+        assert story[:2] + sorted(story[2:4]) + story[4:] == [
             "CeleryQueueBacklog fired after N s",
             "pool grew from N to N processes N s after the burst",
-            "backlog drained after N s",
             "CeleryQueueBacklog resolved after N s",
+            "backlog drained after N s",
             "pool shrank back to N processes after N s (peak N)",
         ], output
-        assert "pool grew from 2 to" in story[1] and story[4].startswith("pool shrank back to 2 processes"), output
+        assert "==> pool grew from 2 to" in output and "==> pool shrank back to 2 processes" in output, output
         assert re.search(r"action: CeleryQueueBacklog firing -> rule track-backlog: pool_target size=\d+ "
                          rf"-> sent \[{WORKER}: ok\]", output), output
         assert "action: CeleryQueueBacklog resolved -> rule settle-after-backlog: pool_target size=2" in output

@@ -14,14 +14,13 @@ import pytest
 import redis
 from celery import Celery
 
-from demo.stack import Autopilot, StackSettings, autopilot
+from demo.stack import REMEDIATION_FOR, Autopilot, StackSettings, autopilot
 from demo.traffic import send_burst
 from tests.support.inspection import consumed_queues, control_app, pool_size
 from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.e2e
 
-REMEDIATION_FOR = {"CeleryQueueBacklog": "1s", "CeleryQueueNoConsumers": "1s", "CeleryPoolOverprovisioned": "1s"}
 STARTING_POOL = 2  # the worker's concurrency, and the rules' min_pool
 BURST = 1000  # tasks: target tracking asks for min(10, queue length // 100) processes
 
