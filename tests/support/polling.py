@@ -1,7 +1,9 @@
 """Synchronisation by condition, never by sleeping a fixed time."""
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
@@ -37,3 +39,21 @@ def wait_for(
         if time.monotonic() >= deadline:
             raise Timeout(f"timed out after {timeout:.1f}s waiting for {what}; last probe gave {last!r}")
         time.sleep(interval)
+
+
+async def wait_for_async(
+    probe: Callable[[], Awaitable[T]],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """:func:`wait_for` for a coroutine probe, inside a running event loop."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise Timeout(f"timed out after {timeout:.1f}s waiting for {what}; last probe gave {value!r}")
+        await asyncio.sleep(interval)
