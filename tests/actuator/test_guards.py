@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 import requests
 
+from actuator.settings import GuardSettings
 from tests.actuator.conftest import AUTH, AUTH_HEADERS, decisions, post
 from tests.actuator.payloads import alert, new_start, notification
 from tests.support.inspection import autoscaler, pool_size, task_info
@@ -36,7 +37,12 @@ RULES = """
         match: {alertname: Rehearse}
         dry_run: true
         actions:
-          - {command: pool_grow, workers: {consuming: "{{ labels.queue_name }}"}, n: 2}
+          - {command: pool_target, workers: {consuming: "{{ labels.queue_name }}"}, size: 50,
+             min_pool: 1, max_pool: 9}
+      - name: shrink
+        match: {alertname: ShrinkPool}
+        actions:
+          - {command: pool_shrink, workers: {consuming: "{{ labels.queue_name }}"}, n: 1}
       - name: bounded-grow
         match: {alertname: BoundedGrow}
         actions:
@@ -226,11 +232,25 @@ def test_target_tracking_on_an_autoscaling_worker_sets_its_ceiling(actuator, ins
     assert (autoscaler(inspector, AUTOSCALING)["max"], autoscaler(inspector, AUTOSCALING)["min"]) == (6, 2)
 
 
+def test_a_shrink_the_busy_worker_refuses_is_recorded(actuator, inspector):
+    inspector.send_task("demo.sleep", args=[3], queue="rates-q")
+    wait_for(lambda: inspector.control.inspect(destination=[RATES], timeout=1, limit=1).active().get(RATES),
+             timeout=10, what=f"{RATES} to run demo.sleep")
+    refused = only_action(post(actuator, grow("rates-q", 1, new_start(), "ShrinkPool")))
+    assert (refused["outcome"], refused["workers"][0]["outcome"]) == ("failed", "error")
+    assert "All processes busy" in refused["workers"][0]["detail"]
+    assert pool_size(inspector, RATES) == 1
+
+
 def test_dry_run_and_pause_send_nothing_and_say_so(actuator, inspector):
     before = pool_size(inspector, GROW)
     rehearsal = only_action(post(actuator, grow("grow-q", 0, new_start(), "Rehearse")))
-    assert (rehearsal["outcome"], rehearsal["workers"][0]["outcome"]) == ("dry_run", "dry_run")
-    assert rehearsal["reason"] == "dry run (rule 'rehearse' has dry_run: true): nothing sent"
+    assert (rehearsal["outcome"], rehearsal["reason"]) == \
+        ("dry_run", "dry run (rule 'rehearse' has dry_run: true): nothing sent")
+    # What would have been sent, after the bounds.
+    (would,) = rehearsal["workers"]
+    assert (would["outcome"], would["command"], would["arguments"]) == ("dry_run", "pool_grow", {"n": 9 - before})
+    assert would["note"] == f"target 9 (size 50 within min_pool 1, max_pool 9); pool had {before} processes"
 
     assert requests.post(f"{actuator.url}/pause", timeout=5).status_code == 401
     paused = requests.post(f"{actuator.url}/pause", json={"reason": "deploy in progress"}, auth=AUTH, timeout=5)
@@ -244,6 +264,8 @@ def test_dry_run_and_pause_send_nothing_and_say_so(actuator, inspector):
         held = only_action(post(actuator, body))
         assert (held["outcome"], held["guards"], held["workers"]) == ("suppressed", ["paused"], [])
         assert held["reason"].startswith("actuator paused by basic:admin at ") and "deploy in progress" in held["reason"]
+        manual = requests.post(f"{actuator.url}/api/worker/pool/grow/{GROW}?n=1", auth=AUTH, timeout=5)
+        assert manual.status_code == 403 and "actuator paused by basic:admin" in manual.json()["error"]
     finally:
         resumed = requests.post(f"{actuator.url}/resume", auth=AUTH, timeout=5)
     assert resumed.status_code == 200 and resumed.json()["paused"] is False
@@ -252,7 +274,7 @@ def test_dry_run_and_pause_send_nothing_and_say_so(actuator, inspector):
     assert [(r["command"], r["outcome"], r["principal"]) for r in operator] == \
         [("resume", "resumed", "basic:admin"), ("pause", "paused", "basic:admin")]
     # Paused, the notification claimed nothing: sent again after the resume, it acts. Had the
-    # rehearsal (2) or the paused grow (1) been sent, they would show together with this one.
+    # rehearsal or the paused grows been sent, they would show together with this one.
     assert only_action(post(actuator, body))["outcome"] == "sent"
     grows_to(inspector, GROW, before + 1)
 
@@ -272,6 +294,20 @@ async def test_a_retry_after_a_503_acts(actuator_client, module_broker_url, work
     assert task_info(inspector, RATES, "demo.sleep") == "demo.sleep [rate_limit=7/m]"
     again = await (await up.post("/webhook", json=body, headers=AUTH_HEADERS)).json()
     assert again["alerts"][0]["actions"][0]["guards"] == ["duplicate"]
+
+
+async def test_an_unreachable_guard_state_is_a_503_and_recorded(actuator_client, module_broker_url, workers):
+    client = await actuator_client(RULES, module_broker_url,
+                                   guards=GuardSettings(state_url="redis://127.0.0.1:1/0"))
+    answer = await client.post("/webhook", json=grow("grow-q", 1, new_start()), headers=AUTH_HEADERS)
+    assert answer.status == 503
+    body = await answer.json()
+    assert body["status"] == "state_unavailable" and "redis://127.0.0.1:1/0" in body["error"]
+    recorded = await (await client.get("/actions", params={"outcome": "state_unavailable"},
+                                       headers=AUTH_HEADERS)).json()
+    assert [(r["rule"], r["command"]) for r in recorded["actions"]] == [("grow", "pool_grow")]
+    health = await (await client.get("/healthz")).json()
+    assert health["paused"] is None and health["state"].startswith("redis://127.0.0.1:1/0")
 
 
 async def test_the_global_budget_caps_all_rules_together(actuator_client, module_broker_url, workers, inspector):
