@@ -48,10 +48,10 @@ class SqliteFile:
         return await asyncio.get_running_loop().run_in_executor(self._executor, work, self._db)
 
     def close(self) -> None:
-        def close(db: sqlite3.Connection | None) -> None:
-            if db is not None:
-                db.close()
-        self._executor.submit(close, self._db).result()
+        """Close the connection and its thread (again: nothing)."""
+        if self._db is None:
+            return
+        self._executor.submit(self._db.close).result()
         self._db = None
         self._executor.shutdown(wait=True)
 

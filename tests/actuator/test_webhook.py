@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.actuator.conftest import AUTH
+from tests.actuator.conftest import AUTH, decisions, post
 from tests.actuator.payloads import alert, backlog, notification
 from tests.support.inspection import consumed_queues, pool_pids, pool_size, task_info
 from tests.support.polling import wait_for
@@ -65,16 +65,6 @@ def cluster(start_workers, start_actuator):
     start_workers({"name": PREFORK, "queues": ["celery"], "concurrency": 2, "env": {"DEMO_POOL_RESTARTS": "1"}},
                   {"name": SOLO, "queues": ["solo"], "pool": "solo"})
     return start_actuator(RULES)
-
-
-def post(actuator, body, auth=AUTH):
-    return requests.post(f"{actuator.url}/webhook", json=body, auth=auth, timeout=30)
-
-
-def decisions(actuator, **filters):
-    answer = requests.get(f"{actuator.url}/actions", params=filters, auth=AUTH, timeout=10)
-    assert answer.status_code == 200, answer.text
-    return answer.json()["actions"]
 
 
 def test_backlog_alert_grows_the_pool_by_the_rendered_n(cluster, inspector):
