@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from kombu.exceptions import OperationalError
 from rich.console import Console
 
 from .display import LiveDisplay, PlainDisplay
+from .polling import Timeout
 from .run import DemoSettings, run_demo
 from .stack import ACTUATOR_RULES
 
@@ -70,3 +72,10 @@ def main(plain: bool, **options: Any) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted; everything the demo started is stopped", err=True)
         sys.exit(130)
+    except OperationalError as exc:
+        click.echo(f"error: cannot reach the broker {settings.broker_url}: {exc} "
+                   "(./run.sh demo starts Redis on 127.0.0.1:6379)", err=True)
+        sys.exit(1)
+    except (RuntimeError, Timeout) as exc:
+        click.echo(f"error: the demo could not start: {exc}", err=True)
+        sys.exit(1)

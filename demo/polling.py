@@ -11,6 +11,11 @@ class Timeout(AssertionError):
     pass
 
 
+class GaveUp(RuntimeError):
+    """Raised by a probe when waiting longer cannot help (the process waited for has exited):
+    :func:`wait_for` lets it through at once instead of polling on until its deadline."""
+
+
 def wait_for(
     probe: Callable[[], T],
     *,
@@ -21,13 +26,16 @@ def wait_for(
     """Call ``probe`` until it returns a truthy value and return that value.
 
     Exceptions from the probe count as "not yet" (a broker that is still starting refuses
-    connections); the last one is reported if the deadline passes, so a failure says why.
+    connections), except :class:`GaveUp`; the last one is reported if the deadline passes, so
+    a failure says why.
     """
     deadline = time.monotonic() + timeout
     last: object = None
     while True:
         try:
             value = probe()
+        except GaveUp:
+            raise
         except Exception as exc:  # noqa: BLE001 - reported below if it never succeeds
             last = exc
         else:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import yaml
 
 from .http_client import answers, get_json, post_json
-from .polling import wait_for
+from .polling import GaveUp, wait_for
 from .processes import free_port, terminate
 
 S = TypeVar("S", bound="PrometheusBinary")
@@ -74,7 +74,7 @@ class PrometheusBinary(ABC):
 
         def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(
+                raise GaveUp(
                     f"{self.name} exited with {self.proc.returncode} while starting:\n{self.log_text()}")
             return answers(f"{self.url}/-/ready")
 

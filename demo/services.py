@@ -17,7 +17,7 @@ from pathlib import Path
 from celery import Celery
 
 from .http_client import answers
-from .polling import wait_for
+from .polling import GaveUp, wait_for
 from .processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ class Service:
 
         def started() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} while starting; "
+                raise GaveUp(f"{self.name} exited with {self.proc.returncode} while starting; "
                                    f"its log ({self.log}):\n{self.log_text()[-3000:]}")
             return ready()
 
