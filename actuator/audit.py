@@ -1,28 +1,23 @@
 """The durable audit log: every notification and every decision, in an embedded SQLite file.
 
 Records are written before the HTTP answer goes out, so what Alertmanager (or an operator) was
-told always has a trail. SQLite runs in WAL mode with ``synchronous=NORMAL``: a record survives
-a crash or kill of the actuator; an operating-system crash may lose the last few transactions.
-All database work runs on one dedicated thread, which owns the connection.
+told always has a trail (see :mod:`actuator.sqlite_file` for what survives a crash). Retention
+is bounded by age and by row count, pruned periodically by the server.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from .outcomes import ActionReport, AlertReport
+from .sqlite_file import SqliteFile
 
-T = TypeVar("T")
-
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
     id INTEGER PRIMARY KEY,
@@ -54,11 +49,13 @@ CREATE TABLE IF NOT EXISTS decisions (
     outcome TEXT NOT NULL,
     reason TEXT,
     workers TEXT NOT NULL,
-    duration_seconds REAL
+    duration_seconds REAL,
+    guards TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_created_at ON decisions(created_at);
 CREATE INDEX IF NOT EXISTS decisions_rule ON decisions(rule);
 CREATE INDEX IF NOT EXISTS decisions_notification ON decisions(notification_id);
+CREATE INDEX IF NOT EXISTS notifications_received_at ON notifications(received_at);
 """
 
 MAX_LIMIT = 1000
@@ -73,6 +70,8 @@ FILTERS = {
     "notification": "d.notification_id = ?",
     "worker": "EXISTS (SELECT 1 FROM json_each(d.workers) AS w WHERE json_extract(w.value, '$.worker') = ?)",
     "since": "d.created_at >= ?",
+    # The guard that suppressed the action or any of its workers (duplicate, cooldown, ...).
+    "reason": "EXISTS (SELECT 1 FROM json_each(d.guards) AS g WHERE g.value = ?)",
 }
 
 
@@ -92,30 +91,12 @@ class Context:
 
 class AuditLog:
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
-        self._db: sqlite3.Connection | None = None
         try:
-            self._executor.submit(self._open).result()
+            self._file = SqliteFile(path, _prepare, "audit")
         except (OSError, sqlite3.Error) as exc:
-            self._executor.shutdown()
-            raise AuditLogError(f"cannot open the audit log {self.path}: {exc}") from None
-
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA busy_timeout=5000")
-        db.executescript(_SCHEMA)
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        self._db = db
-
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        assert self._db is not None
-        db = self._db
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work, db)
+            raise AuditLogError(f"cannot open the audit log {path}: {exc}") from None
+        self.path = self._file.path
+        self._run = self._file.run
 
     async def record_notification(self, *, principal: str | None, outcome: str, payload: str,
                                   receiver: str | None = None, status: str | None = None,
@@ -142,15 +123,15 @@ class AuditLog:
             json.dumps(dict(alert.labels)) if alert else None,
             report.rule, report.command, json.dumps(dict(report.arguments)), json.dumps(report.target),
             report.outcome, report.reason, json.dumps([w.describe() for w in report.workers]),
-            report.duration_seconds,
+            report.duration_seconds, json.dumps(report.guards),
         )
 
         def insert(db: sqlite3.Connection) -> int:
             cursor = db.execute(
                 "INSERT INTO decisions (notification_id, created_at, source, principal, alertname, "
                 "fingerprint, alert_status, starts_at, labels, rule, command, arguments, target, "
-                "outcome, reason, workers, duration_seconds) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                "outcome, reason, workers, duration_seconds, guards) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
             return int(cursor.lastrowid)
         return await self._run(insert)
 
@@ -175,13 +156,32 @@ class AuditLog:
         described["received_at"] = _iso(described["received_at"])
         return described
 
+    async def prune(self, max_age: float | None, max_rows: int | None) -> int:
+        """Delete what is older than ``max_age`` seconds or beyond the newest ``max_rows`` of each
+        table (notifications and decisions alike); return how many rows went."""
+        def prune(db: sqlite3.Connection) -> int:
+            deleted = 0
+            for table, clock in (("decisions", "created_at"), ("notifications", "received_at")):
+                if max_age is not None:
+                    deleted += db.execute(f"DELETE FROM {table} WHERE {clock} < ?",
+                                          (time.time() - max_age,)).rowcount
+                if max_rows is not None:
+                    deleted += db.execute(
+                        f"DELETE FROM {table} WHERE id <= (SELECT id FROM {table} ORDER BY id DESC "
+                        f"LIMIT 1 OFFSET ?)", (max_rows,)).rowcount
+            return deleted
+        return await self._run(prune)
+
     def close(self) -> None:
-        def close(db: sqlite3.Connection | None) -> None:
-            if db is not None:
-                db.close()
-        self._executor.submit(close, self._db).result()
-        self._db = None
-        self._executor.shutdown(wait=True)
+        self._file.close()
+
+
+def _prepare(db: sqlite3.Connection) -> None:
+    db.executescript(_SCHEMA)
+    columns = {row["name"] for row in db.execute("PRAGMA table_info(decisions)")}
+    if "guards" not in columns:  # an audit log written before the guards existed
+        db.execute("ALTER TABLE decisions ADD COLUMN guards TEXT")
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 def _iso(timestamp: float) -> str:
@@ -212,4 +212,5 @@ def _decision(row: sqlite3.Row) -> dict[str, Any]:
         "reason": row["reason"],
         "workers": json.loads(row["workers"]),
         "duration_seconds": row["duration_seconds"],
+        "guards": json.loads(row["guards"] or "[]"),
     }

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .actions import ActionError, render_action
+from .actions import Action, ActionError, render_action
 from .control import BrokerUnavailable, RemoteControl
 from .payload import Alert, Notification, PayloadError, parse_notification
-from .pipeline import assess
+from .pipeline import Assessment, assess
+from .pool_bounds import Hold, plan_pool
 from .rule_file import RuleFileError, load_rules
 from .rules import ActionTemplate, Rule, RuleSet
 from .settings import ControlSettings
@@ -87,6 +88,9 @@ async def _plan(report: CheckReport, rule: Rule, template: ActionTemplate, alert
         report.errors += 1
         return {"rule": rule.name, "command": template.spec.name, "error": str(exc), "rendered": exc.rendered}
     entry = action.describe()
+    bounds = {key: value for key, value in vars(action.bounds).items() if value is not None}
+    if bounds:
+        entry["bounds"] = bounds
     if action.spec.dangerous and action.spec.name not in report.rules.allow:
         entry["refused"] = f"{action.spec.name} is not in the rule file's 'allow' list"
     if resolver is not None and report.targets_unresolved is None:
@@ -98,7 +102,23 @@ async def _plan(report: CheckReport, rule: Rule, template: ActionTemplate, alert
             entry["targets"] = {"workers": [w.describe() for w in assessment.able],
                                 "refused": [w.describe() for w in assessment.refused],
                                 "reason": assessment.reason}
+            if action.spec.resizes_pool:
+                entry["targets"]["pool"] = _pool_plans(action, assessment)
     return entry
+
+
+def _pool_plans(action: Action, assessment: Assessment) -> dict[str, str]:
+    """Per worker, what the bounds make of a pool action at the inspected pool size (the live
+    service may use a size it asked for moments before; cooldowns and budgets are not shown)."""
+    plans: dict[str, str] = {}
+    for facts in assessment.able:
+        plan = plan_pool(action, facts, facts.pool_processes)
+        if isinstance(plan, Hold):
+            plans[facts.name] = f"nothing ({plan.reason})"
+        else:
+            arguments = " ".join(f"{key}={value}" for key, value in plan.arguments.items())
+            plans[facts.name] = f"{plan.command} {arguments}" + (f" ({plan.note})" if plan.note else "")
+    return plans
 
 
 def _arguments(arguments: dict[str, Any]) -> str:
@@ -130,7 +150,8 @@ def _write_text(report: CheckReport, payload_path: Path, out: TextIO) -> None:
             if "error" in entry:
                 out.write(f"  rule {entry['rule']}: {entry['command']}: ERROR {entry['error']}\n")
                 continue
-            out.write(f"  rule {entry['rule']}: {entry['command']} {_arguments(entry['arguments'])} "
+            bounds = "".join(f" {key}={value}" for key, value in entry.get("bounds", {}).items())
+            out.write(f"  rule {entry['rule']}: {entry['command']} {_arguments(entry['arguments'])}{bounds} "
                       f"-> {_target(entry['target'])}\n")
             if "refused" in entry:
                 out.write(f"    refused: {entry['refused']}\n")
@@ -138,6 +159,8 @@ def _write_text(report: CheckReport, payload_path: Path, out: TextIO) -> None:
             if targets is not None:
                 names = ", ".join(w["name"] for w in targets["workers"]) or "none"
                 out.write(f"    would send to: {names}\n")
+                for worker, plan in targets.get("pool", {}).items():
+                    out.write(f"    {worker}: {plan}\n")
                 for refused in targets["refused"]:
                     out.write(f"    refused on {refused['worker']}: {refused['detail']}\n")
                 if targets["reason"]:

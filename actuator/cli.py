@@ -18,11 +18,13 @@ from . import commands
 from .audit import AuditLogError
 from .auth import load_bearer_tokens, parse_basic_auth
 from .check import run_check
+from .durations import parse_duration
+from .guard_state import StateStoreError
 from .rule_file import RuleFileError
 from .server import serve
 from .settings import (
     DEFAULT_BROKER_URL, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, DEFAULT_QUEUES, GATED_API_COMMANDS, AuthSettings,
-    ControlSettings, Settings,
+    ControlSettings, GuardSettings, RetentionSettings, Settings,
 )
 
 ENV_PREFIX = "AUTOPILOT_ACTUATOR_"
@@ -37,6 +39,24 @@ def option(*declarations: str, **kwargs: Any) -> Callable[[F], F]:
 
 
 _SECONDS = click.FloatRange(min=0.01)
+STATE_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+class Duration(click.ParamType):
+    """``90s``, ``5m``, ``1h30m``, ``30d`` or a number of seconds."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(f"got {value!r}; expected {exc}", param, ctx)
+
+
+DURATION = Duration()
 
 INSPECT_TIMEOUT_OPTION = option(
     "--inspect-timeout", type=_SECONDS, default=1.0,
@@ -80,6 +100,25 @@ SERVE_OPTIONS: list[Callable[[F], F]] = [
     option("--allow-api", default="", metavar="COMMAND[,COMMAND...]",
            help=f"Flower API commands to allow among {', '.join(GATED_API_COMMANDS)}; "
                 f"those not listed answer 403 (and are audited)."),
+    option("--state-url", default=None, metavar="redis://HOST:PORT/DB",
+           help="Keep the guard state (idempotency keys, cooldowns, budgets, pause) in Redis, shared by "
+                "every replica given the same URL. Default: an embedded SQLite file (one replica)."),
+    option("--state-db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+           help="SQLite file of the guard state without --state-url. Default: next to --audit-db "
+                "(autopilot-actuator.state.sqlite3)."),
+    option("--state-key-prefix", default=GuardSettings.state_key_prefix,
+           help="Prefix of every Redis key of the guard state (replicas acting together share it)."),
+    option("--idempotency-ttl", type=DURATION, default="24h",
+           help="How long a handled notification (fingerprint, startsAt, status) is remembered."),
+    option("--pool-settle-time", type=DURATION, default="10s",
+           help="How long the pool size asked of a worker stands in for the inspected one "
+                "(prefork starts new processes 0-5 s after pool_grow answers)."),
+    option("--audit-max-age", type=DURATION, default="30d",
+           help="Audit records older than this are pruned; 0 keeps them forever."),
+    option("--audit-max-rows", type=click.IntRange(min=0), default=RetentionSettings.max_rows,
+           help="At most this many notifications and this many decisions are kept; 0: no limit."),
+    option("--prune-interval", type=DURATION, default="5m",
+           help="How often the audit log and the guard state are pruned."),
     option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
            default="INFO", help="Logging level."),
 ]
@@ -106,7 +145,11 @@ def build_settings(options: dict[str, Any], default_broker: str | None,
     return Settings(rules_path=options["rules_path"], control=control, auth=auth, host=options["host"],
                     port=options["port"], audit_db=options["audit_db"], dry_run=options["dry_run"],
                     max_body_bytes=options["max_body_bytes"], queues=queues,
-                    workers_max_age=options["workers_max_age"], allow_api=_allowed_api(options["allow_api"]))
+                    workers_max_age=options["workers_max_age"], allow_api=_allowed_api(options["allow_api"]),
+                    guards=_guard_settings(options),
+                    retention=RetentionSettings(max_age=options["audit_max_age"] or None,
+                                                max_rows=options["audit_max_rows"] or None,
+                                                prune_interval=_at_least(options, "prune_interval", 1.0)))
 
 
 def _names(text: str, flag: str) -> tuple[str, ...]:
@@ -127,6 +170,26 @@ def _allowed_api(text: str) -> frozenset[str]:
                                  f"{', '.join(GATED_API_COMMANDS)} (the other commands are always allowed)",
                                  param_hint="--allow-api")
     return allowed
+
+
+def _at_least(options: dict[str, Any], key: str, minimum: float) -> float:
+    if options[key] < minimum:
+        raise click.BadParameter(f"got {options[key]:g} seconds; expected at least {minimum:g}",
+                                 param_hint="--" + key.replace("_", "-"))
+    return options[key]
+
+
+def _guard_settings(options: dict[str, Any]) -> GuardSettings:
+    url = options["state_url"]
+    if url is not None and not url.startswith(STATE_URL_SCHEMES):
+        raise click.BadParameter(f"got {url!r}; expected a Redis URL ({', '.join(STATE_URL_SCHEMES)})",
+                                 param_hint="--state-url")
+    if url is not None and options["state_db"] is not None:
+        raise click.UsageError("--state-db contradicts --state-url; the guard state is in one place")
+    return GuardSettings(state_url=url or None, state_db=options["state_db"],
+                         state_key_prefix=options["state_key_prefix"],
+                         idempotency_ttl=_at_least(options, "idempotency_ttl", 1.0),
+                         pool_settle_time=_at_least(options, "pool_settle_time", 0.1))
 
 
 def _auth_settings(options: dict[str, Any]) -> AuthSettings:
@@ -157,14 +220,14 @@ def configure_logging(level: str) -> None:
 
 
 def start(options: dict[str, Any], default_broker: str | None, celery_app: Any = None) -> None:
-    """Build the settings and serve; a broken rule file, an audit log that cannot be opened or a
-    port that cannot be bound exits with status 1 and the reason."""
+    """Build the settings and serve; a broken rule file, an audit log or guard state that cannot
+    be opened or a port that cannot be bound exits with status 1 and the reason."""
     settings = build_settings(options, default_broker,
                               app_queues(celery_app) if celery_app is not None else DEFAULT_QUEUES)
     configure_logging(options["log_level"])
     try:
         serve(settings, celery_app)
-    except (RuleFileError, AuditLogError) as exc:
+    except (RuleFileError, AuditLogError, StateStoreError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except OSError as exc:

@@ -45,6 +45,7 @@ class Requirement(enum.Enum):
     """What a target worker must support; checked against live inspection before sending."""
 
     RESIZABLE_POOL = "a pool that can grow and shrink (prefork, eventlet, gevent) without --autoscale"
+    SIZABLE_POOL = "a pool whose size can change (prefork, eventlet, gevent), with or without --autoscale"
     AUTOSCALER = "a worker started with --autoscale"
     POOL_RESTARTS = "worker_pool_restarts enabled in the worker's configuration"
 
@@ -162,8 +163,10 @@ class CommandSpec:
     arguments: tuple[Argument, ...] = ()
     requires: tuple[Requirement, ...] = ()
     dangerous: bool = False
-    # Grows or shrinks a pool by n: the commands that max_pool / min_pool bound.
+    # Changes a pool's size: the commands that max_pool / min_pool bound.
     resizes_pool: bool = False
+    # max_pool and min_pool are required (pool_target: the target is clamped between them).
+    bounds_required: bool = False
     cross_check: Callable[[Mapping[str, Any]], None] | None = None
     # Arguments always sent with the command, whatever the rule says.
     fixed: Mapping[str, Any] = field(default_factory=dict)
@@ -218,6 +221,11 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
                 requires=(Requirement.RESIZABLE_POOL,), resizes_pool=True),
     CommandSpec("pool_shrink", (Argument("n", integer(1, MAX_POOL_PROCESSES), required=False, default=1),),
                 requires=(Requirement.RESIZABLE_POOL,), resizes_pool=True),
+    # Not a Celery command: the guard stage turns it, per worker, into the pool_grow or
+    # pool_shrink (autoscale, on an autoscaling worker) that brings the pool to
+    # clamp(size, min_pool, max_pool).
+    CommandSpec("pool_target", (Argument("size", integer(0, MAX_POOL_PROCESSES)),),
+                requires=(Requirement.SIZABLE_POOL,), resizes_pool=True, bounds_required=True),
     CommandSpec("autoscale", (Argument("max", integer(1, MAX_POOL_PROCESSES)),
                               Argument("min", integer(0, MAX_POOL_PROCESSES))),
                 requires=(Requirement.AUTOSCALER,), cross_check=_min_le_max),

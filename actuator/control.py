@@ -22,6 +22,7 @@ from kombu.exceptions import OperationalError
 from kombu.utils.url import maybe_sanitize_url
 
 from .settings import ControlSettings
+from .unavailable import Unavailable
 
 T = TypeVar("T")
 # Blocking broker calls in flight at once; each thread has its own reply queue (kombu keys the
@@ -35,8 +36,10 @@ CONTROL_THREADS = 4
 SILENT_COMMANDS = {"shutdown": "sent (a worker does not reply to shutdown)"}
 
 
-class BrokerUnavailable(RuntimeError):
+class BrokerUnavailable(Unavailable):
     """The broker could not be reached (a retry later may succeed)."""
+
+    outcome = "broker_unavailable"
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,12 @@ from .actions import Action
 from .audit import Context
 from .auth import Access, requires
 from .commands import COMMANDS, ArgumentError
-from .control import BrokerUnavailable
 from .http_contract import api_status, json_error
 from .outcomes import ActionReport
 from .settings import GATED_API_COMMANDS
 from .services import principal_of, services
 from .targets import Target
+from .unavailable import Unavailable
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def _handler(endpoint: Endpoint) -> Callable[[web.Request], Any]:
         action = Action(spec=spec, arguments=arguments, target=target)
         try:
             report = await parts.pipeline.execute(action, context, parts.settings.allow_api)
-        except BrokerUnavailable as exc:
+        except Unavailable as exc:
             return json_error(503, str(exc))
         status = api_status(report)
         if status == 200:

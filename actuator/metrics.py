@@ -26,7 +26,7 @@ class ActuatorMetrics:
         self.actions = Counter(
             "celery_actuator_actions", "Actions decided, by rule (\"api\" for the Flower-style API), "
             "command and outcome (sent, partial, failed, refused, dry_run, suppressed, no_targets, "
-            "invalid, broker_unavailable).", ["rule", "command", "outcome"], registry=r)
+            "invalid, broker_unavailable, state_unavailable).", ["rule", "command", "outcome"], registry=r)
         self.worker_replies = Counter(
             "celery_actuator_worker_replies", "Per-worker results of commands sent (ok, error, no_reply).",
             ["command", "outcome"], registry=r)
@@ -35,25 +35,38 @@ class ActuatorMetrics:
             "reply (target resolution, guards and remote control), by command.", ["command"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
         self.errors = Counter(
-            "celery_actuator_errors", "Errors by stage (payload, render, broker).", ["stage"], registry=r)
+            "celery_actuator_errors", "Errors by stage (payload, render, broker, state).", ["stage"], registry=r)
         self.http_requests = Counter(
             "celery_actuator_http_requests", "HTTP requests answered, by route and status code.",
             ["route", "code"], registry=r)
         self.rules_loaded = Gauge("celery_actuator_rules", "Rules loaded from the rule file.", registry=r)
         self.dry_run = Gauge("celery_actuator_dry_run", "1 when the actuator runs with --dry-run.", registry=r)
+        self.suppressions = Counter(
+            "celery_actuator_suppressions", "Suppressions by rule (\"api\" for the Flower-style API) and "
+            "reason: duplicate, paused (once per action), cooldown, budget, bounds, at_target (once per "
+            "worker).", ["rule", "reason"], registry=r)
+        self.paused = Gauge("celery_actuator_paused", "1 while actions are paused (POST /pause), as the "
+                            "guard state says: shared by every replica on one --state-url.", registry=r)
 
     def action(self, report: ActionReport) -> None:
         command = report.command or ""
         self.actions.labels(report.rule or "api", command, report.outcome).inc()
-        if report.command is not None and report.outcome not in ("invalid", "refused"):
+        # Held back before anything ran (duplicate, paused): no duration worth a sample.
+        if report.command is not None and report.outcome not in ("invalid", "refused") and not report.guard:
             self.action_duration.labels(command).observe(report.duration_seconds)
+        if report.guard:
+            self.suppressions.labels(report.rule or "api", report.guard).inc()
         for worker in report.workers:
             if worker.outcome in SENT_OUTCOMES:
                 self.worker_replies.labels(command, worker.outcome).inc()
+            if worker.guard:
+                self.suppressions.labels(report.rule or "api", worker.guard).inc()
         if report.outcome == "invalid":
             self.errors.labels("render").inc()
         elif report.outcome == "broker_unavailable":
             self.errors.labels("broker").inc()
+        elif report.outcome == "state_unavailable":
+            self.errors.labels("state").inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

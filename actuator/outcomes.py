@@ -3,11 +3,15 @@ the HTTP answers are made of.
 
 Per worker: ``ok`` / ``error`` (the worker answered and refused) / ``no_reply`` (sent, no answer
 within the reply timeout) / ``refused`` (not sent: the worker cannot do it) / ``dry_run`` /
-``suppressed`` (not sent: a guard said no).
+``suppressed`` (not sent: a guard said no; ``guard`` names it).
 
 Per action: ``sent`` (every target answered ok), ``partial``, ``failed`` (sent, nobody answered
 ok), ``refused``, ``dry_run``, ``suppressed``, ``no_targets``, ``invalid`` (render or validation
-failed; nothing sent), ``broker_unavailable``; and ``no_match`` for an alert no rule matched.
+failed; nothing sent), ``broker_unavailable``, ``state_unavailable``; and ``no_match`` for an
+alert no rule matched.
+
+Guards (the ``guard`` of a suppression): ``duplicate`` and ``paused`` stop a whole action;
+``cooldown``, ``budget``, ``bounds`` and ``at_target`` stop it for one worker.
 """
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .unavailable import Unavailable
+
 SENT_OUTCOMES = ("ok", "error", "no_reply")
 # When no worker was sent anything, the action's outcome is the first of these that applies.
 _NOT_SENT_PRECEDENCE = ("dry_run", "suppressed", "refused")
@@ -23,12 +29,28 @@ _NOT_SENT_PRECEDENCE = ("dry_run", "suppressed", "refused")
 
 @dataclass(frozen=True)
 class WorkerResult:
+    """One worker's part of an action.
+
+    ``detail`` is the worker's reply, or why nothing was sent. ``command`` and ``arguments`` are
+    what this worker was (or, dry run, would have been) sent when that differs from the action
+    itself: a grow clipped by ``max_pool``, the grow or shrink a ``pool_target`` became; ``note``
+    says why.
+    """
+
     worker: str
     outcome: str
     detail: str | None = None
+    guard: str | None = None
+    command: str | None = None
+    arguments: Mapping[str, Any] | None = None
+    note: str | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {"worker": self.worker, "outcome": self.outcome, "detail": self.detail}
+        described: dict[str, Any] = {"worker": self.worker, "outcome": self.outcome, "detail": self.detail}
+        optional = {"guard": self.guard, "command": self.command, "note": self.note,
+                    "arguments": dict(self.arguments) if self.arguments is not None else None}
+        described.update({key: value for key, value in optional.items() if value is not None})
+        return described
 
 
 @dataclass
@@ -41,6 +63,15 @@ class ActionReport:
     reason: str | None = None
     workers: list[WorkerResult] = field(default_factory=list)
     duration_seconds: float = 0.0
+    # The guard that stopped the whole action (duplicate, paused), if one did.
+    guard: str | None = None
+
+    @property
+    def guards(self) -> list[str]:
+        """Every guard that suppressed the action or any of its workers."""
+        found = [self.guard] if self.guard else []
+        found += [w.guard for w in self.workers if w.guard]
+        return sorted(set(found))
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -51,6 +82,7 @@ class ActionReport:
             "outcome": self.outcome,
             "reason": self.reason,
             "workers": [w.describe() for w in self.workers],
+            "guards": self.guards,
             "duration_seconds": round(self.duration_seconds, 6),
         }
 
@@ -97,11 +129,12 @@ class NotificationReport:
     receiver: str
     status: str
     alerts: list[AlertReport] = field(default_factory=list)
-    broker_error: str | None = None
+    # What could not be reached (broker or guard state): Alertmanager should retry.
+    unavailable: Unavailable | None = None
 
     @property
     def outcome(self) -> str:
-        return "broker_unavailable" if self.broker_error else "handled"
+        return self.unavailable.outcome if self.unavailable else "handled"
 
     def describe(self) -> dict[str, Any]:
         actions = [a for alert in self.alerts for a in alert.actions]
@@ -120,7 +153,7 @@ class NotificationReport:
         }
         if not any(alert.rules for alert in self.alerts):
             described["message"] = "no rule matched"
-        if self.broker_error:
-            described["error"] = self.broker_error
+        if self.unavailable:
+            described["error"] = str(self.unavailable)
         return described
 

@@ -11,7 +11,9 @@ from .audit import FILTERS, MAX_LIMIT
 from .auth import Access, requires
 from .http_contract import json_error
 from .metrics import CONTENT_TYPE
-from .services import services
+from .guard_state import PauseState
+from .services import Services, services
+from .unavailable import Unavailable
 
 # The status page escapes everything: label values and queue names are user data.
 _PAGES = Environment(loader=PackageLoader("actuator", "templates"), autoescape=select_autoescape(["html"]))
@@ -20,18 +22,32 @@ _MAX_ID = 2**63 - 1  # SQLite's largest integer
 RECENT_ACTIONS = 50
 
 
+async def _pause_state(parts: Services) -> PauseState | None:
+    """The pause switch as the guard state holds it now (None if unreachable); keeps the gauge
+    current, since another replica may have flipped it."""
+    try:
+        state = await parts.guards.state.pause_state()
+    except Unavailable:
+        return None
+    parts.metrics.paused.set(1 if state.paused else 0)
+    return state
+
+
 @requires(Access.OPEN)
 async def healthz(request: web.Request) -> web.Response:
     parts = services(request)
+    pause = await _pause_state(parts)
     return web.json_response({"status": "ok", "rules": len(parts.rules.rules),
-                              "dry_run": parts.settings.dry_run, "broker": parts.control.broker,
+                              "dry_run": parts.settings.dry_run, "paused": pause.paused if pause else None,
+                              "broker": parts.control.broker, "state": parts.guards.state.description,
                               "workers_known": sorted(parts.resolver.directory.known)})
 
 
 @requires(Access.METRICS)
 async def metrics(request: web.Request) -> web.Response:
-    body = services(request).metrics.render()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+    parts = services(request)
+    await _pause_state(parts)
+    return web.Response(body=parts.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 @requires(Access.READ)
@@ -84,8 +100,10 @@ async def actions(request: web.Request) -> web.Response:
 async def status_page(request: web.Request) -> web.Response:
     parts = services(request)
     recent = await parts.audit.decisions({}, RECENT_ACTIONS)
+    pause = await _pause_state(parts)
     html = _PAGES.get_template("status.html").render(
         rules=parts.rules.describe(), actions=recent, dry_run=parts.settings.dry_run,
+        pause=pause.describe() if pause else None, state=parts.guards.state.description,
         workers=sorted(parts.resolver.directory.known), broker=parts.control.broker)
     return web.Response(text=html, content_type="text/html")
 

@@ -1,29 +1,32 @@
 """The actuator's pipeline, one way from a notification to the audit log:
 
-payload → alerts → rules (match) → render → validate → targets → capability → guards → control
-→ audit.
+payload → alerts → rules (match) → pause + idempotency → render → validate → targets →
+capability → guards (bounds, cooldown, budgets, dry-run) → control → audit.
 
 :meth:`Pipeline.handle` runs a whole webhook notification; :meth:`Pipeline.execute` runs one
 validated action (the Flower-style API enters there). Every decision is written to the audit
-log before the caller gets its answer. A broker outage stops the notification at the action
-that met it and propagates as :class:`BrokerUnavailable`, recorded, so the HTTP layer can ask
-Alertmanager to retry.
+log before the caller gets its answer. A broker (or guard state) outage stops the notification
+at the action that met it and propagates as :class:`Unavailable`, recorded, with the alert's
+idempotency claim given back, so the HTTP layer can ask Alertmanager to retry and the retry acts.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .actions import Action, ActionError, render_action
 from .audit import AuditLog, Context
-from .control import BrokerUnavailable, RemoteControl
-from .guards import Guards
+from .control import RemoteControl, Reply
+from .guards import Admission, Guards, Verdict
 from .metrics import ActuatorMetrics
 from .outcomes import ActionReport, AlertReport, NotificationReport, WorkerResult, action_outcome
 from .payload import Alert, Notification
 from .rules import ActionTemplate, Rule, RuleSet
 from .targets import TargetResolver
+from .unavailable import Unavailable
 from .worker_facts import WorkerFacts, inspections_for, refusal
 
 log = logging.getLogger(__name__)
@@ -72,9 +75,10 @@ class Pipeline:
         try:
             for alert in notification.alerts:
                 report.alerts.append(await self._alert(alert, Context("webhook", principal, notification_id)))
-        except BrokerUnavailable as exc:
-            report.broker_error = str(exc)
-        await self.audit.finish_notification(notification_id, report.outcome, report.broker_error)
+        except Unavailable as exc:
+            report.unavailable = exc
+        await self.audit.finish_notification(notification_id, report.outcome,
+                                             str(report.unavailable) if report.unavailable else None)
         return report
 
     async def _alert(self, alert: Alert, base: Context) -> AlertReport:
@@ -86,10 +90,40 @@ class Pipeline:
         if not rules:
             await self.audit.record_decision(context, ActionReport(command=None, outcome="no_match",
                                                                    reason="no rule matched"))
+            return alert_report
+        try:
+            admission = await self.guards.admit(alert, rules)
+        except Unavailable as exc:
+            await self._held_back(rules, context, alert_report, exc.outcome, str(exc))
+            raise
+        if admission.guard is not None:
+            await self._held_back(rules, context, alert_report, "suppressed", admission.reason, admission.guard)
+            return alert_report
+        try:
+            for rule in rules:
+                for template in rule.actions:
+                    alert_report.actions.append(await self._template(template, rule, alert, context))
+        except Unavailable:
+            await self._release(admission)
+            raise
+        return alert_report
+
+    async def _held_back(self, rules: Sequence[Rule], context: Context, alert_report: AlertReport,
+                         outcome: str, reason: str | None, guard: str | None = None) -> None:
+        """Record every action of ``rules`` as not even rendered: paused, duplicate, or unavailable."""
         for rule in rules:
             for template in rule.actions:
-                alert_report.actions.append(await self._template(template, rule, alert, context))
-        return alert_report
+                report = ActionReport(command=template.spec.name, outcome=outcome, rule=rule.name,
+                                      target=template.target.describe(), reason=reason, guard=guard)
+                await self.record(context, report)
+                alert_report.actions.append(report)
+
+    async def _release(self, admission: Admission) -> None:
+        """Give the claim back so Alertmanager's retry acts; if even that fails, the key expires."""
+        try:
+            await self.guards.release(admission)
+        except Unavailable as exc:
+            log.warning("could not release an idempotency claim (%s); it expires on its own", exc)
 
     async def _template(self, template: ActionTemplate, rule: Rule, alert: Alert,
                         context: Context) -> ActionReport:
@@ -114,10 +148,12 @@ class Pipeline:
                 report.outcome = "refused"
                 report.reason = (f"{action.spec.name} is refused unless the rule file's 'allow' "
                                  f"lists it")
+            elif (pause := await self.guards.paused()) is not None:
+                report.outcome, report.guard, report.reason = "suppressed", "paused", pause.explain()
             else:
                 await self._act(action, report)
-        except BrokerUnavailable as exc:
-            report.outcome = "broker_unavailable"
+        except Unavailable as exc:
+            report.outcome = exc.outcome
             report.reason = str(exc)
             raise
         finally:
@@ -131,19 +167,42 @@ class Pipeline:
         verdicts = await self.guards.review(action, assessment.able) if assessment.able else []
         for verdict in verdicts:
             if not verdict.send:
-                results[verdict.worker] = WorkerResult(verdict.worker, verdict.outcome or "suppressed",
-                                                       verdict.reason)
-        chosen = [verdict.worker for verdict in verdicts if verdict.send]
-        if chosen:
-            replies = await self.control.send(action.spec.name, action.celery_arguments, chosen)
-            for worker, reply in replies.items():
-                results[worker] = (WorkerResult(worker, "no_reply", "no reply within the reply timeout")
-                                   if reply is None else
-                                   WorkerResult(worker, "ok" if reply.ok else "error", reply.text))
+                results[verdict.worker] = verdict.result(action)
+        chosen = [verdict for verdict in verdicts if verdict.send]
+        replies = await self._send(chosen)
+        await self.guards.failed([v for v in chosen if (reply := replies[v.worker]) is not None and not reply.ok])
+        for verdict in chosen:
+            results[verdict.worker] = verdict.result(action, *_reply_outcome(replies[verdict.worker]))
         report.workers = [results[name] for name in sorted(results)]
         report.outcome = action_outcome(report.workers)
         details = dict.fromkeys(w.detail for w in report.workers if w.outcome != "ok" and w.detail)
         report.reason = assessment.reason if not report.workers else "; ".join(details) or None
+
+    async def _send(self, chosen: Sequence[Verdict]) -> dict[str, Reply | None]:
+        """Send each worker its command: one broadcast per distinct command and arguments (bounds
+        may clip a grow differently per worker). Grants of what never left are taken back."""
+        groups: dict[tuple[str, str], list[Verdict]] = {}
+        for verdict in chosen:
+            assert verdict.command is not None
+            groups.setdefault((verdict.command, repr(sorted((verdict.arguments or {}).items()))), []).append(verdict)
+        batches = list(groups.values())
+        answers = await asyncio.gather(*(self._broadcast(batch) for batch in batches), return_exceptions=True)
+        replies: dict[str, Reply | None] = {}
+        failure: BaseException | None = None
+        for batch, answer in zip(batches, answers, strict=True):
+            if isinstance(answer, BaseException):
+                await self.guards.cancel(batch)
+                failure = failure or answer
+            else:
+                replies.update(answer)
+        if failure is not None:
+            raise failure
+        return replies
+
+    async def _broadcast(self, batch: Sequence[Verdict]) -> Mapping[str, Reply | None]:
+        first = batch[0]
+        assert first.command is not None
+        return await self.control.send(first.command, dict(first.arguments or {}), [v.worker for v in batch])
 
     async def record(self, context: Context, report: ActionReport) -> None:
         """Write a decision to the audit log, count it and log it."""
@@ -153,3 +212,9 @@ class Pipeline:
         log.info("%s %s %s %s -> %s%s%s", context.source, report.rule or "-", report.command,
                  dict(report.arguments), report.outcome, f" [{workers}]" if workers else "",
                  f" ({report.reason})" if report.reason else "")
+
+
+def _reply_outcome(reply: Reply | None) -> tuple[str, str]:
+    if reply is None:
+        return "no_reply", "no reply within the reply timeout"
+    return ("ok" if reply.ok else "error"), reply.text

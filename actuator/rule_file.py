@@ -16,14 +16,13 @@ import yaml
 from jinja2 import TemplateSyntaxError
 
 from .commands import COMMANDS, ArgumentError, CommandSpec
-from .rules import ActionTemplate, Bounds, GuardPolicy, Rule, RuleSet, TargetTemplate
+from .durations import parse_duration
+from .rules import ActionTemplate, Bounds, GuardPolicy, Limits, Rule, RuleSet, TargetTemplate
 from .templating import Compiled, compile_value
 
 SUPPORTED_VERSION = 1
 ALERT_STATUSES = ("firing", "resolved")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _MISSING = object()
 
 NodePath = tuple[Any, ...]
@@ -154,11 +153,12 @@ class _Reader:
     def rule_set(self, document: Any) -> RuleSet:
         if document is None:
             self.fail((), "the rule file is empty; expected a mapping with a 'rules' list")
-        top = self.mapping(document, (), ("version", "defaults", "allow", "rules"), ("rules",))
+        top = self.mapping(document, (), ("version", "defaults", "limits", "allow", "rules"), ("rules",))
         version = top.get("version", SUPPORTED_VERSION)
         if version != SUPPORTED_VERSION or isinstance(version, bool):
             self.expect(version, ("version",), f"{SUPPORTED_VERSION}")
         defaults = GuardPolicy().overridden(self.policy(top.get("defaults", {}), ("defaults",), whole=True))
+        limits = self.limits(top.get("limits", {}))
         allow = self.allow(top.get("allow", []))
         rules_value = top["rules"]
         if not isinstance(rules_value, list):
@@ -178,7 +178,7 @@ class _Reader:
                         f"{action.spec.name} is not in 'allow', so it will be refused")
             rules.append(rule)
         self.rule_label = None
-        return RuleSet(source=self.source, version=version, defaults=defaults, allow=allow,
+        return RuleSet(source=self.source, version=version, defaults=defaults, limits=limits, allow=allow,
                        rules=tuple(rules), warnings=tuple(self.warnings))
 
     def policy(self, value: Any, path: NodePath, whole: bool) -> dict[str, Any]:
@@ -190,23 +190,32 @@ class _Reader:
         if "cooldown" in value:
             found["cooldown_seconds"] = self.duration(value["cooldown"], path + ("cooldown",))
         if "max_actions_per_hour" in value:
-            number = value["max_actions_per_hour"]
-            if not isinstance(number, int) or isinstance(number, bool) or number < 1:
-                self.expect(number, path + ("max_actions_per_hour",), "an integer >= 1")
-            found["max_actions_per_hour"] = number
+            found["max_actions_per_hour"] = self.count(value["max_actions_per_hour"],
+                                                       path + ("max_actions_per_hour",))
         if "dry_run" in value:
             if not isinstance(value["dry_run"], bool):
                 self.expect(value["dry_run"], path + ("dry_run",), "true or false")
             found["dry_run"] = value["dry_run"]
         return found
 
+    def limits(self, value: Any) -> Limits:
+        """``limits: {max_actions_per_hour: N}``: the cap on all rules' actions together."""
+        limits = self.mapping(value, ("limits",), ("max_actions_per_hour",))
+        if "max_actions_per_hour" not in limits:
+            return Limits()
+        return Limits(self.count(limits["max_actions_per_hour"], ("limits", "max_actions_per_hour")))
+
+    def count(self, value: Any, path: NodePath) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            self.expect(value, path, "an integer >= 1")
+        return value
+
     def duration(self, value: Any, path: NodePath) -> float:
         """A Prometheus-style duration (``90s``, ``5m``, ``1h30m``) or a number of seconds."""
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            return float(value)
-        if isinstance(value, str) and value and _DURATION.sub("", value) == "":
-            return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(value))
-        self.expect(value, path, 'a duration like "30s", "5m" or "1h30m", or a number of seconds')
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.expect(value, path, str(exc))
 
     def allow(self, value: Any) -> frozenset[str]:
         dangerous = sorted(name for name, spec in COMMANDS.items() if spec.dangerous)
@@ -295,7 +304,7 @@ class _Reader:
             spec=spec,
             target=self.target(item["workers"], path + ("workers",)),
             arguments=arguments,
-            bounds=self.bounds(item, path),
+            bounds=self.bounds(item, path, spec),
         )
 
     def argument(self, spec: CommandSpec, key: str, value: Any, path: NodePath) -> Any:
@@ -338,14 +347,14 @@ class _Reader:
             self.fail(path + (kind,), f"template syntax error: {exc.message} in {raw!r}")
         return TargetTemplate(kind, compiled)
 
-    def bounds(self, item: dict[str, Any], path: NodePath) -> Bounds:
+    def bounds(self, item: dict[str, Any], path: NodePath, spec: CommandSpec) -> Bounds:
         found: dict[str, int] = {}
         for key in ("max_pool", "min_pool"):
             if key in item:
-                number = item[key]
-                if not isinstance(number, int) or isinstance(number, bool) or number < 1:
-                    self.expect(number, path + (key,), "an integer >= 1")
-                found[key] = number
+                found[key] = self.count(item[key], path + (key,))
+            elif spec.bounds_required:
+                self.fail(path, f"missing required key {key!r}: {spec.name} keeps the pool "
+                                "between min_pool and max_pool")
         if found.get("min_pool", 0) > found.get("max_pool", found.get("min_pool", 0)):
             self.expect(found["min_pool"], path + ("min_pool",), f"at most max_pool ({found['max_pool']})")
         return Bounds(**found)

@@ -34,6 +34,16 @@ class GuardPolicy:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """File-wide limits: the blast-radius cap on actions of every rule together."""
+
+    max_actions_per_hour: int | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"max_actions_per_hour": self.max_actions_per_hour}
+
+
+@dataclass(frozen=True)
 class TargetTemplate:
     """Which workers an action goes to: one named worker, the consumers of a queue, or all."""
 
@@ -46,7 +56,7 @@ class TargetTemplate:
 
 @dataclass(frozen=True)
 class Bounds:
-    """Pool-size bounds of a grow/shrink action (enforced by the guards)."""
+    """Pool-size bounds of a pool_grow / pool_shrink / pool_target action (enforced by the guards)."""
 
     max_pool: int | None = None
     min_pool: int | None = None
@@ -100,6 +110,7 @@ class RuleSet:
     source: str
     rules: tuple[Rule, ...]
     defaults: GuardPolicy = field(default_factory=GuardPolicy)
+    limits: Limits = field(default_factory=Limits)
     allow: frozenset[str] = frozenset()
     version: int = 1
     warnings: tuple[str, ...] = ()
@@ -107,11 +118,17 @@ class RuleSet:
     def matching(self, alert: Alert) -> list[Rule]:
         return [rule for rule in self.rules if rule.matches(alert)]
 
+    @property
+    def longest_cooldown(self) -> float:
+        """The longest cooldown of any rule: how long a send must be remembered."""
+        return max((rule.policy.cooldown_seconds or 0.0 for rule in self.rules), default=0.0)
+
     def describe(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "version": self.version,
             "defaults": self.defaults.describe(),
+            "limits": self.limits.describe(),
             "allow": sorted(self.allow),
             "warnings": list(self.warnings),
             "rules": [rule.describe() for rule in self.rules],

@@ -9,22 +9,33 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 from celery import Celery
 
-from . import flower_api, pages, read_api
+from . import flower_api, pages, pause, read_api
 from .audit import AuditLog
 from .auth import ANONYMOUS, Authenticator, access_of
 from .control import RemoteControl
-from .guards import DryRunGuards
+from .guard_state import GuardState
+from .guards import Guards
 from .metrics import ActuatorMetrics
 from .pipeline import Pipeline
 from .rule_file import load_rules
 from .rules import RuleSet
 from .services import PRINCIPAL, SERVICES, Services
 from .settings import Settings
+from .state_redis import RedisGuardState
+from .state_sqlite import SqliteGuardState
 from .targets import TargetResolver, refresh_forever
+from .unavailable import Unavailable
 from .webhook import webhook
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def open_guard_state(settings: Settings, rules: RuleSet) -> GuardState:
+    """Redis with ``--state-url``, else the embedded SQLite file."""
+    if settings.guards.state_url:
+        return RedisGuardState(settings.guards.state_url, settings.guards.state_key_prefix, rules.longest_cooldown)
+    return SqliteGuardState(settings.state_db, rules.longest_cooldown)
 
 
 def build_app(settings: Settings, rules: RuleSet, celery_app: Celery | None = None) -> web.Application:
@@ -32,12 +43,13 @@ def build_app(settings: Settings, rules: RuleSet, celery_app: Celery | None = No
     control = RemoteControl(settings.control, celery_app)
     resolver = TargetResolver(control)
     audit = AuditLog(settings.audit_db)
+    guards = Guards(open_guard_state(settings, rules), settings.guards, rules.limits, settings.dry_run)
     metrics = ActuatorMetrics()
     metrics.rules_loaded.set(len(rules.rules))
     metrics.dry_run.set(1 if settings.dry_run else 0)
     parts = Services(
         settings=settings, rules=rules, control=control, resolver=resolver,
-        pipeline=Pipeline(rules, resolver, control, DryRunGuards(settings.dry_run), audit, metrics),
+        pipeline=Pipeline(rules, resolver, control, guards, audit, metrics), guards=guards,
         audit=audit, metrics=metrics, authenticator=Authenticator(settings.auth),
     )
     app = web.Application(client_max_size=settings.max_body_bytes,
@@ -45,6 +57,7 @@ def build_app(settings: Settings, rules: RuleSet, celery_app: Celery | None = No
     app[SERVICES] = parts
     app.router.add_post("/webhook", webhook)
     pages.add_routes(app)
+    pause.add_routes(app)
     flower_api.add_routes(app)
     read_api.add_routes(app)
     app.cleanup_ctx.append(_lifecycle)
@@ -53,13 +66,30 @@ def build_app(settings: Settings, rules: RuleSet, celery_app: Celery | None = No
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     parts = app[SERVICES]
-    refresher = asyncio.create_task(refresh_forever(parts.resolver, parts.settings.control.discovery_interval))
+    background = [asyncio.create_task(refresh_forever(parts.resolver, parts.settings.control.discovery_interval)),
+                  asyncio.create_task(_prune_forever(parts))]
     yield
-    refresher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await refresher
+    for task in background:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     parts.control.close()
     parts.audit.close()
+    await parts.guards.state.close()
+
+
+async def _prune_forever(parts: Services) -> None:
+    """Bounded retention: the audit log by age and rows, the guard state by expiry."""
+    retention = parts.settings.retention
+    while True:
+        try:
+            audit = await parts.audit.prune(retention.max_age, retention.max_rows)
+            state = await parts.guards.state.prune()
+            if audit or state:
+                log.info("pruned %d audit records and %d expired guard entries", audit, state)
+        except Unavailable as exc:
+            log.warning("pruning the guard state failed: %s", exc)
+        await asyncio.sleep(retention.prune_interval)
 
 
 @web.middleware
@@ -99,7 +129,7 @@ def serve(settings: Settings, celery_app: Celery | None = None) -> None:
     for warning in rules.warnings:
         log.warning("%s", warning)
     app = build_app(settings, rules, celery_app)
-    log.info("actuator on http://%s:%d: %d rules from %s, broker %s%s", settings.host, settings.port,
-             len(rules.rules), settings.rules_path, app[SERVICES].control.broker,
-             " (dry run)" if settings.dry_run else "")
+    log.info("actuator on http://%s:%d: %d rules from %s, broker %s, guard state %s%s", settings.host,
+             settings.port, len(rules.rules), settings.rules_path, app[SERVICES].control.broker,
+             app[SERVICES].guards.state.description, " (dry run)" if settings.dry_run else "")
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)

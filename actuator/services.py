@@ -8,6 +8,7 @@ from aiohttp import web
 from .audit import AuditLog
 from .auth import Authenticator, Principal
 from .control import RemoteControl
+from .guards import Guards
 from .metrics import ActuatorMetrics
 from .pipeline import Pipeline
 from .rules import RuleSet
@@ -22,6 +23,7 @@ class Services:
     control: RemoteControl
     resolver: TargetResolver
     pipeline: Pipeline
+    guards: Guards
     audit: AuditLog
     metrics: ActuatorMetrics
     authenticator: Authenticator

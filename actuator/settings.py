@@ -49,6 +49,33 @@ class ControlSettings:
 
 
 @dataclass(frozen=True)
+class GuardSettings:
+    """Where the guards keep their memory, and how long they remember.
+
+    ``state_url`` (Redis) shares it between replicas; without it an SQLite file ``state_db``
+    (default: next to the audit log) serves one replica. ``idempotency_ttl`` is how long a
+    handled notification is remembered; ``pool_settle_time`` how long the pool size asked of a
+    worker stands in for the live one (a prefork pool starts new processes 0-5 s after
+    ``pool_grow`` answers).
+    """
+
+    state_url: str | None = None
+    state_db: Path | None = None
+    state_key_prefix: str = "autopilot-actuator:"
+    idempotency_ttl: float = 24 * 3600.0
+    pool_settle_time: float = 10.0
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """How much of the audit log is kept (None: no limit), pruned every ``prune_interval`` s."""
+
+    max_age: float | None = 30 * 86400.0
+    max_rows: int | None = 100_000
+    prune_interval: float = 300.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything ``autopilot-actuator serve`` needs."""
 
@@ -66,3 +93,13 @@ class Settings:
     workers_max_age: float = 2.0
     # Which of GATED_API_COMMANDS the Flower API may send.
     allow_api: frozenset[str] = frozenset()
+    guards: GuardSettings = field(default_factory=GuardSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+
+    @property
+    def state_db(self) -> Path:
+        """The embedded guard state: ``--state-db``, else next to the audit log
+        (``audit.sqlite3`` → ``audit.state.sqlite3``)."""
+        if self.guards.state_db is not None:
+            return self.guards.state_db
+        return self.audit_db.with_name(f"{self.audit_db.stem}.state{self.audit_db.suffix or '.sqlite3'}")

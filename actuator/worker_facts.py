@@ -15,6 +15,7 @@ from .commands import CommandSpec, Requirement
 # The inspection each requirement needs answered by the target worker.
 INSPECTION = {
     Requirement.RESIZABLE_POOL: "stats",
+    Requirement.SIZABLE_POOL: "stats",
     Requirement.AUTOSCALER: "stats",
     Requirement.POOL_RESTARTS: "conf",
 }
@@ -94,13 +95,13 @@ def refusal(spec: CommandSpec, facts: WorkerFacts) -> str | None:
     is sent and the worker's own answer is recorded.
     """
     for requirement in spec.requires:
-        if requirement is Requirement.RESIZABLE_POOL:
-            if facts.autoscaler:
-                return f"worker uses --autoscale; use autoscale (not {spec.name})"
-            if facts.pool in FIXED_SIZE_POOLS:
-                return f"the {facts.pool} pool cannot grow or shrink"
-        elif requirement is Requirement.AUTOSCALER and facts.pool is not None and not facts.autoscaler:
+        resizing = requirement in (Requirement.RESIZABLE_POOL, Requirement.SIZABLE_POOL)
+        if resizing and facts.pool in FIXED_SIZE_POOLS:
+            return f"the {facts.pool} pool cannot grow or shrink"
+        if requirement is Requirement.RESIZABLE_POOL and facts.autoscaler:
+            return f"worker uses --autoscale; use autoscale (not {spec.name})"
+        if requirement is Requirement.AUTOSCALER and facts.pool is not None and not facts.autoscaler:
             return "worker was not started with --autoscale, so autoscale cannot change it"
-        elif requirement is Requirement.POOL_RESTARTS and facts.pool_restarts is False:
+        if requirement is Requirement.POOL_RESTARTS and facts.pool_restarts is False:
             return "worker_pool_restarts is off in the worker's configuration"
     return None

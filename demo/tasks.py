@@ -10,6 +10,7 @@ import os
 import time
 
 from celery import Celery
+from celery.exceptions import Reject
 
 app = Celery("demo", broker=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"))
 app.conf.update(
@@ -42,6 +43,13 @@ def mul(x: int, y: int) -> int:
 @app.task(name="demo.fail")
 def fail() -> None:
     raise DemoError("boom")
+
+
+@app.task(name="demo.reject", acks_late=True)
+def reject() -> None:
+    """Rejects its message without requeueing it (acks_late, so there is a message to reject):
+    one task-rejected event."""
+    raise Reject("demo rejection", requeue=False)
 
 
 @app.task(name="demo.retry", bind=True, max_retries=5, default_retry_delay=0)

@@ -69,9 +69,9 @@ install_python_package() {
     local stamp="$VENV/.autopilot-stamp" want
     want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-        log "installing celery-autopilot (editable) with test and bench extras"
+        log "installing celery-autopilot (editable) with test, bench and demo extras"
         "$VENV/bin/python" -m pip install -q --upgrade pip
-        "$VENV/bin/python" -m pip install -q -e "$ROOT[test,bench]"
+        "$VENV/bin/python" -m pip install -q -e "$ROOT[test,bench,demo]"
         echo "$want" > "$stamp"
     fi
 }

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from celery import Celery
 
 from actuator.rule_file import parse_rules
@@ -49,6 +50,18 @@ def start_workers(module_broker_url: str) -> Iterator[Callable[..., list[Worker]
     yield start
     for worker in started:
         worker.kill()
+
+
+def post(actuator: ActuatorProcess, body: dict, auth: tuple[str, str] | None = AUTH) -> requests.Response:
+    """POST a webhook payload to an actuator subprocess."""
+    return requests.post(f"{actuator.url}/webhook", json=body, auth=auth, timeout=60)
+
+
+def decisions(actuator: ActuatorProcess, **filters: str) -> list[dict]:
+    """``GET /actions`` with ``filters``, newest first."""
+    answer = requests.get(f"{actuator.url}/actions", params=filters, auth=AUTH, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["actions"]
 
 
 def write_rules(directory: Path, text: str) -> Path:

@@ -2,8 +2,18 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from typing import Any
+
+_OCCURRENCES = itertools.count(1)
+
+
+def new_start() -> str:
+    """A startsAt no other notification of this session used: a new occurrence of an alert
+    (the same alert notified again keeps its startsAt, and idempotency holds it to one action)."""
+    n = next(_OCCURRENCES)
+    return f"2026-12-{1 + n // 86400:02d}T{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z"
 
 
 def alert(labels: dict[str, str], *, status: str = "firing", annotations: dict[str, str] | None = None,

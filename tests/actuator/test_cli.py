@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from click.testing import CliRunner
 
+from actuator.cli import build_settings, main, serve_command
+from actuator.settings import GuardSettings
 from tests.actuator.payloads import alert, backlog, notification
 from tests.support.inspection import task_info
 from tests.support.polling import wait_for
@@ -60,15 +63,24 @@ def test_check_prints_the_rendered_commands_without_a_broker(files):
 def test_check_resolves_targets_on_a_live_broker_and_sends_nothing(files, start_workers, module_broker_url,
                                                                    inspector):
     start_workers({"name": WORKER, "queues": ["celery"]})
-    rules, payload = files()
+    target = ("      - {command: pool_target, workers: {consuming: celery}, size: \"{{ value | int }}\",\n"
+              "         min_pool: 1, max_pool: 4}\n")
+    rules, payload = files(RULES + target)
     done = run("check", "--rules", str(rules), str(payload), "--broker-url", module_broker_url, "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["targets_resolved"] is True and report["errors"] == 0
-    grow, rate = report["alerts"][0]["actions"]
+    grow, rate, track = report["alerts"][0]["actions"]
     assert (grow["command"], grow["arguments"]) == ("pool_grow", {"n": 3})
     assert [w["name"] for w in grow["targets"]["workers"]] == [WORKER]
     assert grow["targets"]["workers"][0]["pool"] == "prefork"
+    assert grow["targets"]["pool"] == {WORKER: "pool_grow n=3"}
+    assert (track["arguments"], track["bounds"]) == ({"size": 250}, {"max_pool": 4, "min_pool": 1})
+    assert track["targets"]["pool"] == {
+        WORKER: "pool_grow n=2 (target 4 (size 250 within min_pool 1, max_pool 4); pool had 2 processes)"}
+    text = run("check", "--rules", str(rules), str(payload), "--broker-url", module_broker_url).stdout
+    assert "rule grow-on-backlog: pool_target size=250 max_pool=4 min_pool=1 -> workers consuming 'celery'" in text
+    assert f"    {WORKER}: pool_grow n=2 (target 4" in text
     # Had check sent rate_limit, the worker would report it (it is applied before the reply).
     assert task_info(inspector, WORKER, "demo.add") == "demo.add"
 
@@ -110,6 +122,36 @@ def test_serve_refuses_to_start_on_bad_rules_credentials_or_audit_log(files):
     done = run("serve", "--rules", str(rules), "--no-auth", "--audit-db", str(blocker / "audit.sqlite3"),
                "--port", str(free_port()))
     assert done.returncode == 1 and f"error: cannot open the audit log {blocker}/audit.sqlite3" in done.stderr
+    done = run("serve", "--rules", str(rules), "--no-auth", "--audit-db", str(rules.parent / "audit.sqlite3"),
+               "--state-db", str(blocker / "state.sqlite3"), "--port", str(free_port()))
+    assert done.returncode == 1 and f"error: cannot open the guard state {blocker}/state.sqlite3" in done.stderr
+
+
+@pytest.mark.parametrize(("flags", "fragment"), [
+    (["--state-url", "http://cache:6379"], "--state-url"),
+    (["--state-url", "redis://cache:6379/0", "--state-db", "s.sqlite3"], "--state-db contradicts --state-url"),
+    (["--idempotency-ttl", "soon"], "expected a duration like"),
+    (["--idempotency-ttl", "0"], "--idempotency-ttl"),
+    (["--prune-interval", "0.5s"], "expected at least 1"),
+    (["--audit-max-rows", "-1"], "--audit-max-rows"),
+])
+def test_serve_refuses_bad_guard_flags(flags, fragment):
+    done = CliRunner().invoke(main, ["serve", "--rules", "r.yml", "--no-auth", *flags])
+    assert done.exit_code == 2 and fragment in done.output, done.output
+
+
+def test_guard_flags_and_their_environment_variables(monkeypatch, tmp_path):
+    monkeypatch.setenv("AUTOPILOT_ACTUATOR_IDEMPOTENCY_TTL", "2h")
+    monkeypatch.setenv("AUTOPILOT_ACTUATOR_STATE_URL", "redis://cache:6379/3")
+    args = ["--rules", "r.yml", "--no-auth", "--pool-settle-time", "1500ms", "--audit-max-age", "0",
+            "--audit-db", str(tmp_path / "a.sqlite3")]
+    settings = build_settings(serve_command.make_context("serve", list(args)).params, None)
+    assert settings.guards == GuardSettings(state_url="redis://cache:6379/3", idempotency_ttl=7200,
+                                            pool_settle_time=1.5)
+    assert (settings.retention.max_age, settings.retention.max_rows) == (None, 100_000)
+    monkeypatch.delenv("AUTOPILOT_ACTUATOR_STATE_URL")
+    settings = build_settings(serve_command.make_context("serve", list(args)).params, None)
+    assert settings.state_db == tmp_path / "a.state.sqlite3"
 
 
 @pytest.mark.parametrize("how", ["app", "broker-flag"])

@@ -136,6 +136,14 @@ BROKEN = [
     ("rules:\n- name: a\n  match: {a: b}\n  actions:\n  - command: pool_grow\n    workers: all\n"
      "    max_pool: 2\n    min_pool: 4\n",
      ["rules[0].actions[0].min_pool", "at most max_pool (2)"]),
+    ("rules:\n- name: t\n  match: {a: b}\n  actions:\n  - command: pool_target\n    workers: all\n"
+     "    size: 3\n    max_pool: 8\n",
+     ["r.yml:5", "rule 't'", "rules[0].actions[0]", "missing required key 'min_pool'", "pool_target"]),
+    ("rules:\n- name: t\n  match: {a: b}\n  actions:\n  - command: pool_target\n    workers: all\n"
+     "    size: -1\n    min_pool: 1\n    max_pool: 8\n",
+     ["r.yml:7", "rules[0].actions[0].size", "got -1", "integer from 0 to 1000"]),
+    ("limits: {max_actions_per_hour: 0}\nrules: []\n", ["r.yml:1", "limits.max_actions_per_hour", "got 0", ">= 1"]),
+    ("limits: {max_action_per_hour: 5}\nrules: []\n", ["limits.max_action_per_hour", "unknown key"]),
     ("rules: [\n", ["r.yml:2", "not valid YAML"]),
     ("", ["r.yml", "empty"]),
 ]
@@ -149,6 +157,32 @@ def test_broken_rule_files_fail_with_the_culprit(text, fragments):
         assert fragment in str(failure.value)
 
 
+def test_limits_and_pool_target():
+    rules = parse_rules("""
+limits: {max_actions_per_hour: 60}
+defaults: {cooldown: 2m}
+rules:
+  - name: track
+    match: {alertname: CeleryQueueBacklog}
+    cooldown: 0
+    actions:
+      - command: pool_target
+        workers: {consuming: "{{ labels.queue_name }}"}
+        size: "{{ (value / 100) | round(0, 'ceil') | int }}"
+        min_pool: 2
+        max_pool: 8
+  - name: slow
+    match: {alertname: Other}
+    cooldown: 90m
+    actions: [{command: pool_restart, workers: all}]
+""", "r.yml")
+    assert rules.limits.max_actions_per_hour == 60 and rules.describe()["limits"] == {"max_actions_per_hour": 60}
+    (action,) = rules.rules[0].actions
+    assert (action.spec.name, action.bounds.min_pool, action.bounds.max_pool) == ("pool_target", 2, 8)
+    assert rules.rules[0].policy.cooldown_seconds == 0 and rules.longest_cooldown == 5400
+    assert parse_rules("rules: []\n").limits.max_actions_per_hour is None
+
+
 def test_unreadable_file_names_the_path(tmp_path):
     with pytest.raises(RuleFileError, match=r"missing\.yml: cannot read the rule file"):
         load_rules(tmp_path / "missing.yml")
@@ -159,7 +193,7 @@ def test_the_shipped_example_rule_file_loads():
     rules = load_rules(example)
     assert len(rules.rules) == 6 and rules.warnings == ()
     assert rules.matching(make_alert({"alertname": "CeleryQueueBacklog", "queue_name": "celery"}))[0].name == \
-        "grow-pool-on-backlog"
+        "track-backlog"
 
 
 def _node_paths(node, path=()):

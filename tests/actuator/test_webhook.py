@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.actuator.conftest import AUTH
+from tests.actuator.conftest import AUTH, decisions, post
 from tests.actuator.payloads import alert, backlog, notification
 from tests.support.inspection import consumed_queues, pool_pids, pool_size, task_info
 from tests.support.polling import wait_for
@@ -65,16 +65,6 @@ def cluster(start_workers, start_actuator):
     start_workers({"name": PREFORK, "queues": ["celery"], "concurrency": 2, "env": {"DEMO_POOL_RESTARTS": "1"}},
                   {"name": SOLO, "queues": ["solo"], "pool": "solo"})
     return start_actuator(RULES)
-
-
-def post(actuator, body, auth=AUTH):
-    return requests.post(f"{actuator.url}/webhook", json=body, auth=auth, timeout=30)
-
-
-def decisions(actuator, **filters):
-    answer = requests.get(f"{actuator.url}/actions", params=filters, auth=AUTH, timeout=10)
-    assert answer.status_code == 200, answer.text
-    return answer.json()["actions"]
 
 
 def test_backlog_alert_grows_the_pool_by_the_rendered_n(cluster, inspector):
@@ -183,9 +173,11 @@ def test_without_valid_credentials_nothing_reaches_the_worker(cluster, inspector
         assert answer.headers["WWW-Authenticate"] == 'Basic realm="celery-autopilot"'
     assert requests.get(f"{cluster.url}/actions", timeout=5).status_code == 401
     assert len(decisions(cluster, limit="1000")) == recorded
-    # Then one authorised grow by 1. Prefork starts every pending process at once, so once this
-    # one shows, any grow that slipped through earlier (4 per request) would show as well.
-    assert post(cluster, backlog("celery", 100)).json()["alerts"][0]["actions"][0]["outcome"] == "sent"
+    # Then one authorised grow by 1 (a new occurrence of the alert: the first test's notification
+    # was handled already). Prefork starts every pending process at once, so once this one shows,
+    # any grow that slipped through earlier (4 per request) would show as well.
+    fresh = backlog("celery", 100, starts_at="2026-11-26T11:00:00Z")
+    assert post(cluster, fresh).json()["alerts"][0]["actions"][0]["outcome"] == "sent"
     after = wait_for(lambda: (size := pool_size(inspector, PREFORK)) > before and size,
                      what="the authorised grow to show")
     assert after == before + 1

@@ -1,42 +1,38 @@
 """The metric names alerts/ and grafana/ may use, and a way to find the names an expression uses.
 
-The exporter's names are DESIGN.md's metric table. The exporter's self-metrics and the
-actuator's action counter are not in that table: the names below are the ones the bundle
-assumes (see the README's "Monitoring bundle" section); the end-to-end test against the real
-exporter and actuator is what proves them.
+The names are taken from the services themselves, not written down a second time: the exporter's
+renderer and the actuator's registry each announce every metric family (``# TYPE`` lines) even
+before any event or action, so an empty scrape of each lists all of them. A renamed metric
+breaks the bundle's tests at once. tests/e2e/test_dashboard_data.py then proves every query
+returns data against the running services.
 """
 from __future__ import annotations
 
 import re
 
-_TASK_STATES = ("sent", "received", "started", "succeeded", "failed", "retried", "rejected", "revoked")
-_HISTOGRAMS = ("celery_task_runtime", "celery_task_queue_wait_time")
+from actuator.metrics import ActuatorMetrics
+from exporter.render import Renderer
+from exporter.snapshot import Snapshot
 
-EXPORTER_METRICS = frozenset({
-    *(f"celery_task_{state}_total" for state in _TASK_STATES),
-    *(f"{histogram}{suffix}" for histogram in _HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")),
-    "celery_worker_up",
-    "celery_worker_tasks_active",
-    "celery_worker_last_heartbeat_timestamp_seconds",
-    "celery_worker_pool_processes",
-    "celery_worker_pool_max_concurrency",
-    "celery_worker_pool_autoscaler_min",
-    "celery_worker_pool_autoscaler_max",
-    "celery_worker_prefetch_count",
-    "celery_worker_max_rss_bytes",
-    "celery_worker_consumer",
-    "celery_queue_length",
-    "celery_active_consumer_count",
-    "celery_active_worker_count",
-    "celery_active_process_count",
-    # Assumed names of the exporter's own health metrics.
-    "celery_exporter_broker_connected",
-    "celery_exporter_last_event_timestamp_seconds",
-    "celery_exporter_events_total",
-})
+_TYPE_LINE = re.compile(r"^# TYPE (\S+) (\S+)$", re.MULTILINE)
+_SAMPLE_SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "summary": ("", "_sum", "_count")}
 
-# Assumed name of the actuator's action counter (labels rule, command, outcome).
-ACTUATOR_METRICS = frozenset({"autopilot_actions_total"})
+
+def _sample_names(exposition: str) -> frozenset[str]:
+    """The sample names an exposition's families produce (a histogram's _bucket, _sum, _count)."""
+    return frozenset(f"{family}{suffix}" for family, kind in _TYPE_LINE.findall(exposition)
+                     for suffix in _SAMPLE_SUFFIXES.get(kind, ("",)))
+
+
+def _empty_exporter_scrape() -> str:
+    empty = Snapshot(tasks=[], runtime_bounds=(1.0,), wait_bounds=(1.0,), workers=[], queues=[],
+                     events_by_type={}, decode_errors={}, last_event_time=None, broker_connected=False,
+                     sources={}, series_dropped=0, tasks_in_flight=0, in_flight_evicted=0)
+    return Renderer().render(empty)
+
+
+EXPORTER_METRICS = _sample_names(_empty_exporter_scrape())
+ACTUATOR_METRICS = _sample_names(ActuatorMetrics().render().decode())
 
 # Series Prometheus itself makes.
 PROMETHEUS_METRICS = frozenset({"up", "ALERTS"})

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.bundle_config import ACTUATOR_RECEIVER, ALERTS_DIR, alert_names
+from demo.bundle_config import ACTUATOR_RECEIVER, ALERTS_DIR, alert_names
 from tests.support.sample_capture import (
     DEMO_TOKEN, RESOLVED_ALERT, SyntheticFlow, capture_every_alert, synthetic_flow,
 )

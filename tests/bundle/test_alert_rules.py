@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from tests.bundle.metric_contract import EXPORTER_METRICS, PROMETHEUS_METRICS, metric_names
-from tests.support.bundle_config import (
+from demo.bundle_config import (
     ACTUATOR_RECEIVER, ALERTMANAGER_FILE, ALERT_RULES_FILE, ALERTS_DIR, EXPORTER_JOB, ON_CALL_RECEIVER,
     PROMETHEUS_FILE, THRESHOLDS_FILE, load_yaml, threshold_records,
 )

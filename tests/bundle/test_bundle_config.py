@@ -1,4 +1,4 @@
-"""tests/support/bundle_config.py: test-sized configs that are still the shipped ones."""
+"""demo/bundle_config.py: test-sized configs that are still the shipped ones."""
 from __future__ import annotations
 
 import subprocess
@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.support.bundle_config import (
+from demo.bundle_config import (
     ACTUATOR_RECEIVER, EXPORTER_JOB, ON_CALL_RECEIVER, alert_names, alertmanager_config,
     load_yaml, prometheus_config, threshold_defaults, write_rule_files,
 )

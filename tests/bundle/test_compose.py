@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from celery.bin.celery import celery as celery_cli
 
-from tests.support.bundle_config import ALERTMANAGER_FILE, PROMETHEUS_FILE, ROOT, load_yaml
+from demo.bundle_config import ALERTMANAGER_FILE, PROMETHEUS_FILE, ROOT, load_yaml
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -179,3 +179,10 @@ def test_dockerfile_copies_paths_that_exist():
     assert sources
     for source in sources:
         assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
+
+
+def test_the_actuator_keeps_its_audit_log_on_a_volume():
+    audit_db = PurePosixPath(flag(SERVICES["actuator"]["command"], "--audit-db"))
+    volumes = {PurePosixPath(target): source for target, source in mounts("actuator").items()}
+    holder = next((volumes[folder] for folder in audit_db.parents if folder in volumes), None)
+    assert holder in COMPOSE["volumes"], f"the actuator's --audit-db {audit_db} is not on a named volume"

@@ -1,68 +1,30 @@
 """grafana/: the dashboard is importable, provisionable, and every PromQL in it parses.
 
-Whether every query returns data against a real exporter and actuator is the lead's end-to-end
-test; here each expression goes through promtool's parser with Grafana's variables substituted,
-and every metric it reads must be one the exporter, the actuator, Prometheus or the threshold
-rules produce.
+Whether every query returns data against a real exporter and actuator is
+tests/e2e/test_dashboard_data.py; here each expression goes through promtool's parser with
+Grafana's variables substituted, and every metric it reads must be one the exporter, the
+actuator, Prometheus or the threshold rules produce.
 """
 from __future__ import annotations
 
-import json
-import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from demo.bundle_config import load_yaml, threshold_records
 from tests.bundle.metric_contract import (
     ACTUATOR_METRICS, EXPORTER_METRICS, PROMETHEUS_METRICS, metric_names,
 )
-from tests.support.bundle_config import ROOT, load_yaml, threshold_records
+from tests.support.dashboard import GRAFANA_DIR, expressions, graph_panels, load_dashboard, substitute
 
-GRAFANA_DIR = ROOT / "grafana"
-DASHBOARD_FILE = GRAFANA_DIR / "dashboards" / "celery-autopilot.json"
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
-# What Grafana puts in place of its own variables when it runs a query.
-BUILTIN_VARIABLES = {"__rate_interval": "1m", "__interval": "1m", "__range": "1h"}
-_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
-_LABEL_VALUES = re.compile(r"^label_values\((.*),\s*(\w+)\)$")
 
 
 @pytest.fixture(scope="module")
 def dashboard() -> dict:
-    return json.loads(DASHBOARD_FILE.read_text())
-
-
-def graph_panels(dashboard: dict) -> list[dict]:
-    return [panel for panel in dashboard["panels"] if panel["type"] != "row"]
-
-
-def expressions(dashboard: dict) -> Iterator[tuple[str, str]]:
-    """(where, PromQL) for every panel target, annotation query and variable selector."""
-    for panel in graph_panels(dashboard):
-        for target in panel["targets"]:
-            yield f"panel {panel['title']!r} target {target['refId']}", target["expr"]
-    for annotation in dashboard["annotations"]["list"]:
-        if "expr" in annotation:
-            yield f"annotation {annotation['name']!r}", annotation["expr"]
-    for variable in dashboard["templating"]["list"]:
-        if variable["type"] == "query":
-            match = _LABEL_VALUES.match(variable["query"])
-            assert match, f"variable {variable['name']}: {variable['query']!r} is not label_values(selector, label)"
-            yield f"variable {variable['name']!r}", match.group(1)
-
-
-def substitute(expr: str, variables: set[str]) -> str:
-    def value(match: re.Match) -> str:
-        name = match.group(1) or match.group(2)
-        if name in BUILTIN_VARIABLES:
-            return BUILTIN_VARIABLES[name]
-        if name in variables:
-            return ".*"
-        raise AssertionError(f"{expr!r} uses ${name}, which the dashboard does not define")
-    return _VARIABLE.sub(value, expr)
+    return load_dashboard()
 
 
 def test_importable_with_a_datasource_input(dashboard):
@@ -130,11 +92,11 @@ def test_shows_what_the_issue_asks_for(dashboard):
         "celery_task_failed_total", "celery_task_succeeded_total",
         "celery_task_runtime_bucket", "celery_task_queue_wait_time_bucket",
         "celery_queue_length", "celery_worker_up", "celery_worker_pool_processes",
-        "autopilot_actions_total",
+        "celery_actuator_actions_total",
     } <= used
     annotations = {a["name"]: a for a in dashboard["annotations"]["list"]}
-    assert "autopilot_actions_total" in annotations["Actuator actions"]["expr"]
-    assert any("autopilot_actions_total" in t["expr"] for p in graph_panels(dashboard) for t in p["targets"]
+    assert "celery_actuator_actions_total" in annotations["Actuator actions"]["expr"]
+    assert any("celery_actuator_actions_total" in t["expr"] for p in graph_panels(dashboard) for t in p["targets"]
                if p["type"] == "timeseries")
 
 

@@ -1,16 +1,11 @@
-"""A real Alertmanager (Debian's /usr/bin/prometheus-alertmanager) on a free loopback port."""
+"""Alertmanager configurations for tests of one receiver; the server is the demo's."""
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
-from .http_client import get_json, post_json
-from .prometheus_binary import PrometheusBinary
+from demo.servers import Alertmanager
 
-
-def _binary() -> str:
-    """Debian names the binary prometheus-alertmanager; upstream tarballs call it alertmanager."""
-    return "prometheus-alertmanager" if shutil.which("prometheus-alertmanager") else "alertmanager"
+__all__ = ["Alertmanager", "webhook_config"]
 
 
 def webhook_config(url: str, *, http_config: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -25,27 +20,3 @@ def webhook_config(url: str, *, http_config: dict[str, Any] | None = None) -> di
                   "group_interval": "1s", "repeat_interval": "1h"},
         "receivers": [{"name": "webhook", "webhook_configs": [webhook]}],
     }
-
-
-class Alertmanager(PrometheusBinary):
-    """Runs Alertmanager with ``config`` (a dict, e.g. from bundle_config.alertmanager_config).
-
-    Clustering is off (no gossip port), so several instances on one machine never find each
-    other or bind a fixed port.
-    """
-
-    name = "alertmanager"
-
-    def __init__(self, config: dict[str, Any], *, external_url: str | None = None) -> None:
-        super().__init__(_binary(), config, external_url=external_url)
-
-    def server_args(self) -> list[str]:
-        return [f"--storage.path={self.dir / 'data'}", "--cluster.listen-address="]
-
-    def alerts(self) -> list[dict[str, Any]]:
-        """The alerts Alertmanager holds (API v2), with their status and receivers."""
-        return get_json(f"{self.url}/api/v2/alerts")
-
-    def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
-        """Inject alerts the way Prometheus sends them (labels, annotations, startsAt, ...)."""
-        post_json(f"{self.url}/api/v2/alerts", alerts)

@@ -1,39 +1,32 @@
-"""Synchronisation by condition, never by sleeping a fixed time."""
+"""Synchronisation by condition, never by sleeping a fixed time (the demo's poller, shared, and an
+asynchronous one for tests inside an event loop)."""
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable
 from typing import Callable, TypeVar
+
+from demo.polling import Timeout, wait_for
+
+__all__ = ["Timeout", "wait_for", "wait_for_async"]
 
 T = TypeVar("T")
 
 
-class Timeout(AssertionError):
-    pass
-
-
-def wait_for(
-    probe: Callable[[], T],
+async def wait_for_async(
+    probe: Callable[[], Awaitable[T]],
     *,
     timeout: float = 15.0,
     interval: float = 0.05,
     what: str = "condition",
 ) -> T:
-    """Call ``probe`` until it returns a truthy value and return that value.
-
-    Exceptions from the probe count as "not yet" (a broker that is still starting refuses
-    connections); the last one is reported if the deadline passes, so a failure says why.
-    """
+    """:func:`wait_for` for a coroutine probe, inside a running event loop."""
     deadline = time.monotonic() + timeout
-    last: object = None
     while True:
-        try:
-            value = probe()
-        except Exception as exc:  # noqa: BLE001 - reported below if it never succeeds
-            last = exc
-        else:
-            if value:
-                return value
-            last = value
+        value = await probe()
+        if value:
+            return value
         if time.monotonic() >= deadline:
-            raise Timeout(f"timed out after {timeout:.1f}s waiting for {what}; last probe gave {last!r}")
-        time.sleep(interval)
+            raise Timeout(f"timed out after {timeout:.1f}s waiting for {what}; last probe gave {value!r}")
+        await asyncio.sleep(interval)

@@ -1,10 +1,4 @@
-from __future__ import annotations
+"""Free loopback ports for the services tests start (the demo's helper, shared)."""
+from demo.processes import free_port
 
-import socket
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["free_port"]

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .alerting_stack import AlertingStack, alerting_stack
-from .bundle_config import ALERTS_DIR, alert_names
+from demo.alerting_stack import AlertingStack, alerting_stack
+from demo.bundle_config import ALERTS_DIR, alert_names
 from .metrics_target import MetricsTarget
 from .ports import free_port
 from .synthetic_metrics import EveryAlertFiring

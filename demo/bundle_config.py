@@ -1,8 +1,8 @@
-"""Test-sized configurations derived from the very files in alerts/.
+"""Demo- and test-sized configurations derived from the very files in alerts/.
 
-The end-to-end tests run the shipped rules, prometheus.yml and alertmanager.yml, changing only
-what a test must: targets and ports, thresholds, `for:` durations and intervals (1 s instead of
-minutes). Everything else, routing included, is what users get.
+The live demo and the end-to-end tests run the shipped rules, prometheus.yml and
+alertmanager.yml, changing only what they must: targets and ports, thresholds, `for:` durations
+and intervals (1 s instead of minutes). Everything else, routing included, is what users get.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 ALERTS_DIR = ROOT / "alerts"
 THRESHOLDS_FILE = ALERTS_DIR / "thresholds.rules.yml"
 ALERT_RULES_FILE = ALERTS_DIR / "celery.rules.yml"
