@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from . import commands
 from .audit import AuditLogError
 from .auth import load_bearer_tokens, parse_basic_auth
 from .check import run_check
@@ -21,8 +22,10 @@ from .durations import parse_duration
 from .guard_state import StateStoreError
 from .rule_file import RuleFileError
 from .server import serve
-from .settings import (DEFAULT_BROKER_URL, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, AuthSettings, ControlSettings,
-                       GuardSettings, RetentionSettings, Settings)
+from .settings import (
+    DEFAULT_BROKER_URL, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, DEFAULT_QUEUES, GATED_API_COMMANDS, AuthSettings,
+    ControlSettings, GuardSettings, RetentionSettings, Settings,
+)
 
 ENV_PREFIX = "AUTOPILOT_ACTUATOR_"
 F = Callable[..., Any]
@@ -88,6 +91,15 @@ SERVE_OPTIONS: list[Callable[[F], F]] = [
            help="Decide and record everything, send nothing to workers."),
     option("--max-body-bytes", type=click.IntRange(min=1024), default=DEFAULT_MAX_BODY_BYTES,
            help="Largest request body accepted; larger ones get 413."),
+    option("--queues", default=None, metavar="NAME[,NAME...]",
+           help=f"Queues GET /api/queues always lists, besides those workers consume. Default: the Celery "
+                f"app's default and configured queues under `celery actuator`, else {','.join(DEFAULT_QUEUES)}."),
+    option("--workers-max-age", type=click.FloatRange(min=0), default=2.0,
+           help="Seconds GET /api/workers may answer from an earlier inspection (0: always inspect; "
+                "?refresh=1 always inspects)."),
+    option("--allow-api", default="", metavar="COMMAND[,COMMAND...]",
+           help=f"Flower API commands to allow among {', '.join(GATED_API_COMMANDS)}; "
+                f"those not listed answer 403 (and are audited)."),
     option("--state-url", default=None, metavar="redis://HOST:PORT/DB",
            help="Keep the guard state (idempotency keys, cooldowns, budgets, pause) in Redis, shared by "
                 "every replica given the same URL. Default: an embedded SQLite file (one replica)."),
@@ -118,7 +130,8 @@ def serve_options(command: F) -> F:
     return command
 
 
-def build_settings(options: dict[str, Any], default_broker: str | None) -> Settings:
+def build_settings(options: dict[str, Any], default_broker: str | None,
+                   default_queues: tuple[str, ...] = DEFAULT_QUEUES) -> Settings:
     """Settings from parsed options; a usage error names the flag at fault."""
     auth = _auth_settings(options)
     control = ControlSettings(
@@ -128,9 +141,12 @@ def build_settings(options: dict[str, Any], default_broker: str | None) -> Setti
         broker_connect_timeout=options["broker_connect_timeout"],
         discovery_interval=options["discovery_interval"],
     )
+    queues = _names(options["queues"], "--queues") if options["queues"] is not None else default_queues
     return Settings(rules_path=options["rules_path"], control=control, auth=auth, host=options["host"],
                     port=options["port"], audit_db=options["audit_db"], dry_run=options["dry_run"],
-                    max_body_bytes=options["max_body_bytes"], guards=_guard_settings(options),
+                    max_body_bytes=options["max_body_bytes"], queues=queues,
+                    workers_max_age=options["workers_max_age"], allow_api=_allowed_api(options["allow_api"]),
+                    guards=_guard_settings(options),
                     retention=RetentionSettings(max_age=options["audit_max_age"] or None,
                                                 max_rows=options["audit_max_rows"] or None,
                                                 prune_interval=_at_least(options, "prune_interval", 1.0)))
@@ -156,6 +172,26 @@ def _guard_settings(options: dict[str, Any]) -> GuardSettings:
                          pool_settle_time=_at_least(options, "pool_settle_time", 0.1))
 
 
+def _names(text: str, flag: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    for name in names:
+        try:
+            commands.name(name)
+        except ValueError as exc:
+            raise click.BadParameter(f"{name!r}: expected {exc}", param_hint=flag) from None
+    return names
+
+
+def _allowed_api(text: str) -> frozenset[str]:
+    allowed = frozenset(_names(text, "--allow-api"))
+    unknown = sorted(allowed - set(GATED_API_COMMANDS))
+    if unknown:
+        raise click.BadParameter(f"{', '.join(map(repr, unknown))}: expected a comma-separated list of "
+                                 f"{', '.join(GATED_API_COMMANDS)} (the other commands are always allowed)",
+                                 param_hint="--allow-api")
+    return allowed
+
+
 def _auth_settings(options: dict[str, Any]) -> AuthSettings:
     try:
         users = parse_basic_auth(options["basic_auth"]) if options["basic_auth"] else {}
@@ -174,6 +210,11 @@ def _auth_settings(options: dict[str, Any]) -> AuthSettings:
                         protect_metrics=options["metrics_auth"])
 
 
+def app_queues(app: Any) -> tuple[str, ...]:
+    """The queues a Celery app routes to by default or declares, as Flower lists them."""
+    return tuple(dict.fromkeys([app.conf.task_default_queue, *app.amqp.queues]))
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -181,7 +222,8 @@ def configure_logging(level: str) -> None:
 def start(options: dict[str, Any], default_broker: str | None, celery_app: Any = None) -> None:
     """Build the settings and serve; a broken rule file, an audit log or guard state that cannot
     be opened or a port that cannot be bound exits with status 1 and the reason."""
-    settings = build_settings(options, default_broker)
+    settings = build_settings(options, default_broker,
+                              app_queues(celery_app) if celery_app is not None else DEFAULT_QUEUES)
     configure_logging(options["log_level"])
     try:
         serve(settings, celery_app)

@@ -30,6 +30,12 @@ T = TypeVar("T")
 CONTROL_THREADS = 4
 
 
+# Commands a worker never answers, with what is recorded instead of a reply: Celery's shutdown
+# raises SystemExit inside the control handler, so its reply is never sent and waiting for one
+# would only turn a shutdown that worked into a timeout.
+SILENT_COMMANDS = {"shutdown": "sent (a worker does not reply to shutdown)"}
+
+
 class BrokerUnavailable(Unavailable):
     """The broker could not be reached (a retry later may succeed)."""
 
@@ -86,6 +92,9 @@ class RemoteControl:
                    workers: Iterable[str]) -> dict[str, Reply | None]:
         """Send a command to the named workers; None for each worker that did not reply in time."""
         destination = sorted(set(workers))
+        if command in SILENT_COMMANDS:
+            await self._broadcast(command, dict(arguments), destination, 0, None, reply=False)
+            return {worker: Reply(True, SILENT_COMMANDS[command]) for worker in destination}
         replies = await self._broadcast(command, dict(arguments), destination,
                                         self.settings.reply_timeout, len(destination))
         return {worker: Reply.parse(replies[worker]) if worker in replies else None
@@ -112,13 +121,13 @@ class RemoteControl:
             raise BrokerUnavailable(f"broker {self.broker} unreachable: {exc}") from None
 
     async def _broadcast(self, command: str, arguments: dict[str, Any], destination: list[str] | None,
-                         timeout: float, limit: int | None) -> dict[str, Any]:
+                         timeout: float, limit: int | None, reply: bool = True) -> dict[str, Any]:
         if destination == []:
             return {}
 
         def broadcast(connection: Connection) -> Any:
             return self.app.control.broadcast(
-                command, arguments=arguments, destination=destination, reply=True,
+                command, arguments=arguments, destination=destination, reply=reply,
                 timeout=timeout, limit=limit, connection=connection)
         replies = await self.run(broadcast)
         merged: dict[str, Any] = {}

@@ -1,7 +1,9 @@
 """Flower's control API, so the requests in Flower's docs (and the scripts written for it) work
 against the actuator: same paths, same query and form parameter names, same answers
 (``{"message": ...}``) and status codes. Unlike Flower, every request goes through the
-actuator's validation, capability checks, guards and audit log.
+actuator's validation, capability checks, guards and audit log, and the commands that restart,
+stop or kill (pool restart, shutdown, revoke) are refused with 403 unless ``--allow-api``
+names them: a leaked read-write credential must not be enough to stop the cluster.
 """
 from __future__ import annotations
 
@@ -18,21 +20,21 @@ from .auth import Access, requires
 from .commands import COMMANDS, ArgumentError
 from .http_contract import api_status, json_error
 from .outcomes import ActionReport
-from .queue_length import queue_lengths
+from .settings import GATED_API_COMMANDS
 from .services import principal_of, services
 from .targets import Target
 from .unavailable import Unavailable
-from .worker_facts import queue_names
 
 
 @dataclass(frozen=True)
 class Endpoint:
     """One Flower control endpoint: its command, where the arguments come from, how it answers.
 
-    ``{name}`` in the path is the worker, or for task endpoints the task (their worker then comes
-    from the ``workername`` parameter: every worker when it is absent). ``parameters`` maps
-    Flower's parameter names to the command's argument names. ``message`` is Flower's success
-    message; None means the worker's own reply, as Flower answers for those endpoints.
+    ``{name}`` in the path is the worker, or for task endpoints the command argument
+    ``path_argument`` (the task, or the task id); their worker then comes from the ``workername``
+    parameter: every worker when it is absent. ``parameters`` maps Flower's parameter names to
+    the command's argument names. ``message`` is Flower's success message; None means the
+    worker's own reply, as Flower answers for those endpoints.
     """
 
     path: str
@@ -40,7 +42,7 @@ class Endpoint:
     parameters: Mapping[str, str]
     failure: str
     message: str | None = None
-    task_in_path: bool = False
+    path_argument: str | None = None
 
 
 ENDPOINTS = (
@@ -55,9 +57,14 @@ ENDPOINTS = (
     Endpoint("/api/worker/queue/cancel-consumer/{name}", "cancel_consumer", {"queue": "queue"},
              "Failed to cancel consumer from '{}' worker"),
     Endpoint("/api/task/timeout/{name}", "time_limit", {"soft": "soft", "hard": "hard"},
-             "Failed to set timeouts on {}", task_in_path=True),
+             "Failed to set timeouts on {}", path_argument="task"),
     Endpoint("/api/task/rate-limit/{name}", "rate_limit", {"ratelimit": "rate_limit"},
-             "Failed to set rate limit on {}", task_in_path=True),
+             "Failed to set rate limit on {}", path_argument="task"),
+    Endpoint("/api/worker/pool/restart/{name}", "pool_restart", {}, "Failed to restart the '{}' pool",
+             "Restarting '{name}' worker's pool"),
+    Endpoint("/api/worker/shutdown/{name}", "shutdown", {}, "Failed to shut down '{}' worker", "Shutting down!"),
+    Endpoint("/api/task/revoke/{name}", "revoke", {"terminate": "terminate", "signal": "signal"},
+             "Failed to revoke '{}'", "Revoked '{name}'", path_argument="task_id"),
 )
 
 
@@ -78,19 +85,27 @@ def _handler(endpoint: Endpoint) -> Callable[[web.Request], Any]:
         parts = services(request)
         name = request.match_info["name"]
         params = await _params(request)
-        worker = params.get("workername") or None if endpoint.task_in_path else name
+        worker = params.get("workername") or None if endpoint.path_argument else name
         raw = {argument: params.get(parameter) for parameter, argument in endpoint.parameters.items()}
-        if endpoint.task_in_path:
-            raw["task"] = name
+        if endpoint.path_argument:
+            raw[endpoint.path_argument] = name
         context = Context("api", principal_of(request))
+        if spec.name in GATED_API_COMMANDS and spec.name not in parts.settings.allow_api:
+            reason = (f"{request.method} {request.path} is disabled: start the actuator with "
+                      f"--allow-api {spec.name} to allow it")
+            report = ActionReport(command=spec.name, outcome="refused", reason=reason,
+                                  arguments={key: value for key, value in raw.items() if value is not None},
+                                  target="all" if worker is None else {"name": worker})
+            return await _unsent(request, context, report, 403, f"{endpoint.failure.format(name)}: {reason}")
         try:
             arguments = spec.validate(raw)
             target = Target("all") if worker is None else Target("name", commands.named("workername", worker))
         except ArgumentError as exc:
-            return await _invalid(request, context, spec.name, exc.field, str(exc))
+            report = ActionReport(command=spec.name, outcome="invalid", reason=str(exc))
+            return await _unsent(request, context, report, 400, str(exc), field=exc.field)
         action = Action(spec=spec, arguments=arguments, target=target)
         try:
-            report = await parts.pipeline.execute(action, context)
+            report = await parts.pipeline.execute(action, context, parts.settings.allow_api)
         except Unavailable as exc:
             return json_error(503, str(exc))
         status = api_status(report)
@@ -118,28 +133,13 @@ def _details(report: ActionReport) -> dict[str, Any]:
     return {"outcome": report.outcome, "workers": [w.describe() for w in report.workers]}
 
 
-async def _invalid(request: web.Request, context: Context, command: str, field: str,
-                   message: str) -> web.Response:
-    report = ActionReport(command=command, outcome="invalid", reason=message)
+async def _unsent(request: web.Request, context: Context, report: ActionReport, status: int, message: str,
+                  **fields: Any) -> web.Response:
+    """Record a request that was answered without sending anything, then answer it."""
     await services(request).pipeline.record(context, report)
-    return json_error(400, message, field=field)
-
-
-@requires(Access.READ)
-async def queues_length(request: web.Request) -> web.Response:
-    """Flower's shape: ``{"active_queues": [{"name": ..., "messages": ...}]}``, names exact."""
-    parts = services(request)
-    try:
-        consumed = await parts.resolver.everyone("active_queues")
-        names = {name for reply in consumed.values() for name in queue_names(reply)}
-        lengths = await parts.control.run(lambda connection: queue_lengths(connection, names))
-    except Unavailable as exc:
-        return json_error(503, str(exc))
-    return web.json_response({"active_queues": [{"name": name, "messages": count}
-                                                for name, count in lengths.items()]})
+    return json_error(status, message, **fields)
 
 
 def add_routes(app: web.Application) -> None:
     for endpoint in ENDPOINTS:
         app.router.add_post(endpoint.path, _handler(endpoint))
-    app.router.add_get("/api/queues/length", queues_length)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 from celery import Celery
 
-from . import flower_api, pages, pause
+from . import flower_api, pages, pause, read_api
 from .audit import AuditLog
 from .auth import ANONYMOUS, Authenticator, access_of
 from .control import RemoteControl
@@ -59,6 +59,7 @@ def build_app(settings: Settings, rules: RuleSet, celery_app: Celery | None = No
     pages.add_routes(app)
     pause.add_routes(app)
     flower_api.add_routes(app)
+    read_api.add_routes(app)
     app.cleanup_ctx.append(_lifecycle)
     return app
 

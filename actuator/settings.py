@@ -11,6 +11,9 @@ from pathlib import Path
 DEFAULT_PORT = 9809
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_QUEUES = ("celery",)
+# Flower API commands that are refused (403) unless ``--allow-api`` names them.
+GATED_API_COMMANDS = ("pool_restart", "shutdown", "revoke")
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,12 @@ class Settings:
     audit_db: Path = Path("autopilot-actuator.sqlite3")
     dry_run: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # The read API: queues always listed besides those workers consume, and how old an
+    # inspection ``GET /api/workers`` may answer from (``?refresh=1`` always inspects).
+    queues: tuple[str, ...] = DEFAULT_QUEUES
+    workers_max_age: float = 2.0
+    # Which of GATED_API_COMMANDS the Flower API may send.
+    allow_api: frozenset[str] = frozenset()
     guards: GuardSettings = field(default_factory=GuardSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
 

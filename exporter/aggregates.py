@@ -17,6 +17,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from fnmatch import fnmatchcase
+from typing import Any
+
+from .decode import (
+    Event, TaskFailed, TaskReceived, TaskRejected, TaskRetried, TaskRevoked, TaskSent, TaskStarted,
+    TaskSucceeded, WorkerEvent, WorkerHeartbeat, WorkerOffline, WorkerOnline,
+)
 
 UNKNOWN = "unknown"
 
@@ -155,46 +161,46 @@ class Aggregates:
         self.series_dropped = 0
         self.in_flight_evicted = 0
         self._name_allowed: dict[str, bool] = {}
-        self._handlers: dict[str, Callable[[dict, str], None]] = {
-            "task-sent": self._sent,
-            "task-received": self._received,
-            "task-started": self._started,
-            "task-succeeded": self._succeeded,
-            "task-failed": self._failed,
-            "task-retried": self._retried,
-            "task-rejected": self._rejected,
-            "task-revoked": self._revoked,
-            "worker-online": self._worker_beat,
-            "worker-heartbeat": self._worker_beat,
-            "worker-offline": self._worker_offline,
+        self._handlers: dict[type[Event], Callable[[Any, str], None]] = {
+            TaskSent: self._sent,
+            TaskReceived: self._received,
+            TaskStarted: self._started,
+            TaskSucceeded: self._succeeded,
+            TaskFailed: self._failed,
+            TaskRetried: self._retried,
+            TaskRejected: self._rejected,
+            TaskRevoked: self._revoked,
+            WorkerOnline: self._worker_beat,
+            WorkerHeartbeat: self._worker_beat,
+            WorkerOffline: self._worker_offline,
         }
 
-    # The hot path. The caller holds ``lock`` and passed the event through decode.event_problem.
+    # The hot path. The caller holds ``lock``; events come validated from ``decode``.
 
-    def apply(self, event: dict, now: float) -> None:
-        hostname = event["hostname"]
+    def apply(self, event: Event, now: float) -> None:
+        hostname = event.hostname
         self.last_heard[hostname] = now
-        self._handlers[event["type"]](event, hostname)
+        self._handlers[type(event)](event, hostname)
 
-    def _sent(self, event: dict, hostname: str) -> None:
-        name = event["name"]
-        queue = event.get("queue") or event.get("routing_key") or UNKNOWN
-        base = event["timestamp"]
-        eta = event.get("eta")
+    def _sent(self, event: TaskSent, hostname: str) -> None:
+        name = event.name
+        queue = event.queue or event.routing_key or UNKNOWN
+        base = event.timestamp
+        eta = event.eta
         if eta is not None:
             eta_at = eta_timestamp(eta)
             if eta_at is not None and eta_at > base:
                 base = eta_at
-        self._track(event["uuid"], (name, queue, base, None))
+        self._track(event.uuid, (name, queue, base, None))
         self._count(hostname, name, queue, SENT)
 
-    def _received(self, event: dict, hostname: str) -> None:
-        name = event["name"]
-        uuid = event["uuid"]
+    def _received(self, event: TaskReceived, hostname: str) -> None:
+        name = event.name
+        uuid = event.uuid
         entry = self.in_flight.get(uuid)
         if entry is None:
             queue = self.single_queues.get(hostname, UNKNOWN)
-            self._track(uuid, (name, queue, event["timestamp"], None))
+            self._track(uuid, (name, queue, event.timestamp, None))
         else:
             queue = entry[1]
         self._count(hostname, name, queue, RECEIVED)
@@ -202,9 +208,9 @@ class Aggregates:
         if worker is not None:
             worker.task_events = True
 
-    def _started(self, event: dict, hostname: str) -> None:
-        uuid = event["uuid"]
-        started_at = event["timestamp"]
+    def _started(self, event: TaskStarted, hostname: str) -> None:
+        uuid = event.uuid
+        started_at = event.timestamp
         entry = self.in_flight.get(uuid)
         if entry is None:
             name, queue, base = UNKNOWN, self.single_queues.get(hostname, UNKNOWN), None
@@ -220,58 +226,58 @@ class Aggregates:
             series.wait[bisect_left(self.wait_bounds, wait)] += 1
             series.wait_sum += wait
 
-    def _succeeded(self, event: dict, hostname: str) -> None:
-        name, queue, _ = self._finish(event["uuid"], hostname)
+    def _succeeded(self, event: TaskSucceeded, hostname: str) -> None:
+        name, queue, _ = self._finish(event.uuid, hostname)
         series = self._count(hostname, name, queue, SUCCEEDED)
-        runtime = event.get("runtime")
+        runtime = event.runtime
         if series is not None and runtime is not None:
             self._observe_runtime(series, runtime)
 
-    def _failed(self, event: dict, hostname: str) -> None:
-        name, queue, started_at = self._finish(event["uuid"], hostname)
+    def _failed(self, event: TaskFailed, hostname: str) -> None:
+        name, queue, started_at = self._finish(event.uuid, hostname)
         series = self._series(hostname, name, queue)
         if series is None:
             return
-        label = exception_label(event.get("exception"))
+        label = exception_label(event.exception)
         series.failed[label] = series.failed.get(label, 0) + 1
         if started_at is not None:
-            self._observe_runtime(series, event["timestamp"] - started_at)
+            self._observe_runtime(series, event.timestamp - started_at)
 
-    def _retried(self, event: dict, hostname: str) -> None:
-        uuid = event["uuid"]
+    def _retried(self, event: TaskRetried, hostname: str) -> None:
+        uuid = event.uuid
         entry = self.in_flight.get(uuid) or self.finished.get(uuid)
         if entry is None:
             self._count(hostname, UNKNOWN, self.single_queues.get(hostname, UNKNOWN), RETRIED)
         else:
             self._count(hostname, entry[0], entry[1], RETRIED)
 
-    def _rejected(self, event: dict, hostname: str) -> None:
-        name, queue, _ = self._finish(event["uuid"], hostname)
+    def _rejected(self, event: TaskRejected, hostname: str) -> None:
+        name, queue, _ = self._finish(event.uuid, hostname)
         self._count(hostname, name, queue, REJECTED)
 
-    def _revoked(self, event: dict, hostname: str) -> None:
-        name, queue, _ = self._finish(event["uuid"], hostname)
+    def _revoked(self, event: TaskRevoked, hostname: str) -> None:
+        name, queue, _ = self._finish(event.uuid, hostname)
         self._count(hostname, name, queue, REVOKED)
 
-    def _worker_beat(self, event: dict, hostname: str) -> None:
+    def _worker_beat(self, event: WorkerEvent, hostname: str) -> None:
         worker = self.workers.get(hostname)
         if worker is None:
             worker = self.workers[hostname] = WorkerEvents()
         worker.online = True
-        freq = event.get("freq")
+        freq = event.freq
         if freq is not None:
             worker.freq = freq
-        active = event.get("active")
+        active = event.active
         if active is not None:
             worker.active = active
-        processed = event.get("processed")
+        processed = event.processed
         if processed is not None:
             if worker.first_processed is None:
                 worker.first_processed = processed
             worker.processed = processed
-        worker.last_heartbeat = event["timestamp"]
+        worker.last_heartbeat = event.timestamp
 
-    def _worker_offline(self, event: dict, hostname: str) -> None:
+    def _worker_offline(self, event: WorkerOffline, hostname: str) -> None:
         self._worker_beat(event, hostname)
         self.workers[hostname].online = False
 

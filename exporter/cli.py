@@ -9,12 +9,14 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .settings import DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_RUNTIME_BUCKETS, Settings
+from .web_config import load_web_config
 
 ENV_PREFIX = "AUTOPILOT_EXPORTER_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -81,14 +83,16 @@ class Option:
     parse: Callable[[str], Any]
     default: str  # as it is written on the command line and in the README
     help: str
+    # The flag's spelling when it is not the field's (exporter-toolkit's --web.config.file).
+    spelling: str | None = None
 
     @property
     def flag(self) -> str:
-        return "--" + self.field.replace("_", "-")
+        return self.spelling or "--" + self.field.replace("_", "-")
 
     @property
     def env(self) -> str:
-        return ENV_PREFIX + self.field.upper()
+        return ENV_PREFIX + re.sub(r"[.-]", "_", self.flag[2:]).upper()
 
 
 def _csv(values: Sequence[float]) -> str:
@@ -127,6 +131,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("reconnect_max_delay", _positive_float, "10", "Cap of the exponential reconnect backoff (seconds)."),
     Option("log_level", _choice(LOG_LEVELS, upper=True), "INFO", "DEBUG, INFO, WARNING or ERROR."),
     Option("log_format", _choice(LOG_FORMATS), "text", "`text` or `json` (one JSON object per line)."),
+    Option("web_config", load_web_config, "", "YAML file in Prometheus exporter-toolkit's web config format: "
+           "`tls_server_config` (HTTPS, mutual TLS), `basic_auth_users` (bcrypt hashes), "
+           "`http_server_config.headers`, `rate_limit`. Checked at start.", spelling="--web.config.file"),
 )
 
 

@@ -1,18 +1,20 @@
-"""Celery event messages -> validated event dicts, and every problem named by a reason.
+"""Celery event messages -> typed, validated events, and every problem named by a reason.
 
-This is the hot path: at 40,000 events/s there are about 20 µs per event for everything, so the
-checks are plain type tests on exactly the fields the aggregates use, and no exception is raised
-for a good message. A message is kombu's JSON envelope (``body`` base64 when
-``properties.body_encoding`` says so); its body is one event dict or, for the ``task.multi``
-batches workers send, a list of them. A bad event inside a batch never loses its good neighbours.
+This is the hot path: at 40,000 events/s there are about 20 µs per event for everything. msgspec
+decodes each event straight into a small struct holding only the fields the aggregates use,
+checking their types as it parses (other fields are skipped without being built), and the event
+type picks the struct (a tagged union). A message is kombu's JSON envelope (``body`` base64 when
+``properties.body_encoding`` says so); its body is one event or, for the ``task.multi`` batches
+workers send, a list of them. A bad event inside a batch never loses its good neighbours.
 """
 from __future__ import annotations
 
 import binascii
-import sys
 from collections.abc import Callable
+from typing import Union
 
-import orjson
+import msgspec
+import pybase64
 
 # The reason label of `celery_exporter_decode_errors_total`, one per kind of problem.
 TOO_LARGE = "too_large"
@@ -28,22 +30,101 @@ REASONS = (TOO_LARGE, INVALID_JSON, BAD_ENVELOPE, BAD_BASE64, UNSUPPORTED_CONTEN
 
 JSON_CONTENT_TYPE = "application/json"
 
-TASK_EVENT_TYPES = frozenset({
-    "task-sent", "task-received", "task-started", "task-succeeded", "task-failed",
-    "task-retried", "task-rejected", "task-revoked",
-})
-WORKER_EVENT_TYPES = frozenset({"worker-online", "worker-heartbeat", "worker-offline"})
-
 ErrorSink = Callable[[str], None]
 
-if sys.version_info >= (3, 11):
-    def _b64decode(data: str) -> bytes:
-        return binascii.a2b_base64(data, strict_mode=True)
-else:  # pragma: no cover - exercised only on 3.10
-    import base64
 
-    def _b64decode(data: str) -> bytes:
-        return base64.b64decode(data, validate=True)
+class Event(msgspec.Struct, tag_field="type", gc=False):
+    """Fields every event carries; ``type`` selects the subclass."""
+
+    hostname: str
+    timestamp: float
+
+
+class TaskEvent(Event):
+    uuid: str
+
+
+class TaskSent(TaskEvent, tag="task-sent"):
+    name: str
+    queue: Union[str, None] = None
+    routing_key: Union[str, None] = None
+    eta: Union[str, None] = None
+
+
+class TaskReceived(TaskEvent, tag="task-received"):
+    name: str
+
+
+class TaskStarted(TaskEvent, tag="task-started"):
+    pass
+
+
+class TaskSucceeded(TaskEvent, tag="task-succeeded"):
+    runtime: Union[float, None] = None
+
+
+class TaskFailed(TaskEvent, tag="task-failed"):
+    exception: Union[str, None] = None
+
+
+class TaskRetried(TaskEvent, tag="task-retried"):
+    pass
+
+
+class TaskRejected(TaskEvent, tag="task-rejected"):
+    pass
+
+
+class TaskRevoked(TaskEvent, tag="task-revoked"):
+    pass
+
+
+class WorkerEvent(Event):
+    freq: Union[float, None] = None
+    active: Union[int, None] = None
+    processed: Union[int, None] = None
+
+
+class WorkerOnline(WorkerEvent, tag="worker-online"):
+    pass
+
+
+class WorkerHeartbeat(WorkerEvent, tag="worker-heartbeat"):
+    pass
+
+
+class WorkerOffline(WorkerEvent, tag="worker-offline"):
+    pass
+
+
+EVENT_CLASSES: tuple[type[Event], ...] = (
+    TaskSent, TaskReceived, TaskStarted, TaskSucceeded, TaskFailed, TaskRetried, TaskRejected,
+    TaskRevoked, WorkerOnline, WorkerHeartbeat, WorkerOffline,
+)
+# Struct class -> the Celery event type it stands for (the ``type`` label of the self-metrics).
+EVENT_TYPE: dict[type[Event], str] = {cls: cls.__struct_config__.tag for cls in EVENT_CLASSES}
+AnyEvent = Union[EVENT_CLASSES]  # type: ignore[valid-type]
+
+
+class _Properties(msgspec.Struct, gc=False):
+    body_encoding: Union[str, None] = None
+
+
+class _Envelope(msgspec.Struct, rename={"content_type": "content-type"}):
+    body: str
+    properties: _Properties
+    content_type: Union[str, None] = None
+
+
+_envelope = msgspec.json.Decoder(_Envelope)
+_body = msgspec.json.Decoder(Union[AnyEvent, list[AnyEvent]])
+_one = msgspec.json.Decoder(AnyEvent)
+_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _b64decode(data: str) -> bytes:
+    """Strict base64: pybase64's SIMD decoder is about 4× faster than binascii on event bodies."""
+    return pybase64.b64decode(data, validate=True)
 
 
 def envelope_body(raw: bytes | str, max_bytes: int, error: ErrorSink) -> bytes | str | None:
@@ -52,135 +133,61 @@ def envelope_body(raw: bytes | str, max_bytes: int, error: ErrorSink) -> bytes |
         error(TOO_LARGE)
         return None
     try:
-        envelope = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        envelope = _envelope.decode(raw)
+    except msgspec.ValidationError:
+        error(BAD_ENVELOPE)
+        return None
+    except msgspec.DecodeError:
         error(INVALID_JSON)
         return None
-    if type(envelope) is not dict:
-        error(BAD_ENVELOPE)
-        return None
-    body = envelope.get("body")
-    properties = envelope.get("properties")
-    if type(body) is not str or type(properties) is not dict:
-        error(BAD_ENVELOPE)
-        return None
-    if envelope.get("content-type") != JSON_CONTENT_TYPE:
+    if envelope.content_type != JSON_CONTENT_TYPE:
         error(UNSUPPORTED_CONTENT_TYPE)
         return None
-    if properties.get("body_encoding") == "base64":
+    if envelope.properties.body_encoding == "base64":
         try:
-            return _b64decode(body)
+            return _b64decode(envelope.body)
         except (binascii.Error, ValueError):
             error(BAD_BASE64)
             return None
-    return body
+    return envelope.body
 
 
-def body_events(body: bytes | str, error: ErrorSink) -> list[dict]:
+def body_events(body: bytes | str, error: ErrorSink) -> list[Event]:
     """The valid events of a JSON body (one event or a list of them); the rest are reported."""
     try:
-        decoded = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        decoded = _body.decode(body)
+    except msgspec.ValidationError:
+        return _salvage(body, error)
+    except msgspec.DecodeError:
         error(INVALID_JSON)
         return []
-    if type(decoded) is dict:
-        reason = event_problem(decoded)
-        if reason is None:
-            return [decoded]
-        error(reason)
-        return []
-    if type(decoded) is not list:
-        error(WRONG_TYPE)
-        return []
+    return decoded if type(decoded) is list else [decoded]
+
+
+def _salvage(body: bytes | str, error: ErrorSink) -> list[Event]:
+    """Decode a body that failed as a whole event by event, keeping the good ones."""
+    try:
+        items = _raw_list.decode(body)
+    except msgspec.ValidationError:  # valid JSON, but neither an event nor a list
+        items = [msgspec.Raw(body.encode() if isinstance(body, str) else body)]
     events = []
-    for event in decoded:
-        reason = event_problem(event) if type(event) is dict else WRONG_TYPE
-        if reason is None:
-            events.append(event)
-        else:
-            error(reason)
+    for item in items:
+        try:
+            events.append(_one.decode(item))
+        except msgspec.ValidationError as exc:
+            error(_reason(str(exc)))
     return events
 
 
-def _is_number(value: object) -> bool:
-    kind = type(value)
-    return kind is float or kind is int
-
-
-def _optional(event: dict, field: str, *types: type) -> bool:
-    value = event.get(field)
-    return value is None or type(value) in types
-
-
-def _task_id(event: dict) -> str | None:
-    uuid = event.get("uuid")
-    if uuid is None:
+def _reason(message: str) -> str:
+    """The reason label for one of msgspec's validation messages."""
+    if message.startswith("Object missing required field"):
         return MISSING_FIELD
-    return None if type(uuid) is str else WRONG_TYPE
-
-
-def _named_task(event: dict) -> str | None:
-    name = event.get("name")
-    if name is None:
-        return MISSING_FIELD
-    if type(name) is not str:
-        return WRONG_TYPE
-    return _task_id(event)
-
-
-def _sent(event: dict) -> str | None:
-    if not (_optional(event, "queue", str) and _optional(event, "routing_key", str)
-            and _optional(event, "eta", str)):
-        return WRONG_TYPE
-    return _named_task(event)
-
-
-def _succeeded(event: dict) -> str | None:
-    return _task_id(event) if _optional(event, "runtime", float, int) else WRONG_TYPE
-
-
-def _failed(event: dict) -> str | None:
-    return _task_id(event) if _optional(event, "exception", str) else WRONG_TYPE
-
-
-def _worker(event: dict) -> str | None:
-    if (_optional(event, "freq", float, int) and _optional(event, "active", int)
-            and _optional(event, "processed", int)):
-        return None
+    if message.startswith("Invalid value") and message.endswith("at `$.type`"):
+        return UNKNOWN_TYPE
     return WRONG_TYPE
 
 
-# Event type -> the check of the fields the aggregates use beyond type, hostname and timestamp.
-_CHECKS = {
-    "task-sent": _sent,
-    "task-received": _named_task,
-    "task-started": _task_id,
-    "task-succeeded": _succeeded,
-    "task-failed": _failed,
-    "task-retried": _task_id,
-    "task-rejected": _task_id,
-    "task-revoked": _task_id,
-    "worker-online": _worker,
-    "worker-heartbeat": _worker,
-    "worker-offline": _worker,
-}
-assert set(_CHECKS) == TASK_EVENT_TYPES | WORKER_EVENT_TYPES
-
-
-def event_problem(event: dict) -> str | None:
-    """Why the aggregates cannot use this event, or None when they can."""
-    try:
-        kind = event["type"]
-        hostname = event["hostname"]
-        timestamp = event["timestamp"]
-    except KeyError:
-        return MISSING_FIELD
-    if type(hostname) is not str or not _is_number(timestamp):
-        return WRONG_TYPE
-    try:
-        check = _CHECKS.get(kind)
-    except TypeError:  # an unhashable type, e.g. a list
-        return WRONG_TYPE
-    if check is None:
-        return UNKNOWN_TYPE if type(kind) is str else WRONG_TYPE
-    return check(event)
+def from_dict(event: dict) -> Event:
+    """An event from a plain dict (tests, tools), validated like one off the wire."""
+    return msgspec.convert(event, AnyEvent)

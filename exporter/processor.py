@@ -18,14 +18,19 @@ class EventProcessor:
         self.aggregates = aggregates
         self.lock = aggregates.lock
         self.max_message_bytes = max_message_bytes
-        self.events_by_type: dict[str, int] = {}
+        # Counted by struct class on the hot path, named by event type when read.
+        self._events_by_class: dict[type[decode.Event], int] = {}
         self.errors: dict[str, int] = {}
         self.messages = 0
         self.last_event_time: float | None = None
 
     @property
     def events_applied(self) -> int:
-        return sum(self.events_by_type.values())
+        return sum(self._events_by_class.values())
+
+    @property
+    def events_by_type(self) -> dict[str, int]:
+        return {decode.EVENT_TYPE[cls]: n for cls, n in self._events_by_class.items()}
 
     def feed(self, raw: bytes | str) -> None:
         """One Redis pub/sub payload (kombu's JSON envelope)."""
@@ -57,15 +62,15 @@ class EventProcessor:
         if body is not None:
             self._apply(decode.body_events(body, self._error), now)
 
-    def _apply(self, events: list[dict], now: float) -> None:
+    def _apply(self, events: list[decode.Event], now: float) -> None:
         if not events:
             return
         apply = self.aggregates.apply
-        by_type = self.events_by_type
+        by_class = self._events_by_class
         for event in events:
             apply(event, now)
-            kind = event["type"]
-            by_type[kind] = by_type.get(kind, 0) + 1
+            kind = type(event)
+            by_class[kind] = by_class.get(kind, 0) + 1
         self.last_event_time = time.time()
 
     def _error(self, reason: str) -> None:
@@ -73,4 +78,4 @@ class EventProcessor:
 
     def copy_counts(self) -> tuple[dict[str, int], dict[str, int], float | None]:
         """(events by type, errors by reason, wall time of the last event); caller holds lock."""
-        return dict(self.events_by_type), dict(self.errors), self.last_event_time
+        return self.events_by_type, dict(self.errors), self.last_event_time

@@ -1,4 +1,5 @@
-"""HTTP: ``/metrics`` rendered from memory, ``/healthz``, and a small index page at ``/``."""
+"""HTTP: ``/metrics`` rendered from memory, ``/healthz``, and a small index page at ``/``; TLS and
+basic auth come from a web config (``--web.config.file``)."""
 from __future__ import annotations
 
 import html
@@ -7,6 +8,10 @@ from collections.abc import Callable
 from aiohttp import web
 
 from .render import CONTENT_TYPE
+from .web_access import middlewares
+from .web_config import WebConfig
+
+OPEN_PATHS = frozenset({"/healthz"})
 
 _INDEX = """<!doctype html>
 <html><head><meta charset="utf-8"><title>celery-autopilot exporter</title></head>
@@ -19,8 +24,12 @@ _INDEX = """<!doctype html>
 
 
 def make_app(render_metrics: Callable[[], str], broker_connected: Callable[[], bool],
-             broker_display: str) -> web.Application:
-    """The web application; ``render_metrics`` must not wait on the broker or on workers."""
+             broker_display: str, web_config: WebConfig | None = None) -> web.Application:
+    """The web application; ``render_metrics`` must not wait on the broker or on workers.
+
+    With a web config's ``basic_auth_users``, ``/metrics`` and ``/`` need credentials; ``/healthz``
+    stays open (it tells only whether the broker is connected) so that orchestrators can probe it.
+    """
 
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=render_metrics().encode(), headers={"Content-Type": CONTENT_TYPE})
@@ -33,7 +42,7 @@ def make_app(render_metrics: Callable[[], str], broker_connected: Callable[[], b
     async def index(request: web.Request) -> web.Response:
         return web.Response(text=_INDEX.format(broker=html.escape(broker_display)), content_type="text/html")
 
-    app = web.Application()
+    app = web.Application(middlewares=middlewares(web_config, OPEN_PATHS) if web_config else ())
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/", index)

@@ -28,6 +28,7 @@ from .render import Renderer
 from .server import make_app
 from .settings import Settings
 from .snapshot import take_snapshot
+from .web_config import WebConfig, server_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -108,16 +109,19 @@ class Exporter:
 
     def web_app(self) -> web.Application:
         display = Connection(self.settings.broker_url).as_uri()
-        return make_app(self.render_metrics, self.broker_connected, display)
+        return make_app(self.render_metrics, self.broker_connected, display, self.settings.web_config)
 
 
 def run(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM."""
+    web_config = settings.web_config or WebConfig(source="")
+    ssl_context = server_ssl_context(web_config.tls, web_config.source) if web_config.tls else None
     exporter = Exporter(settings)
     exporter.start()
-    log.info("serving metrics on http://%s:%d/metrics", settings.host, settings.port)
+    log.info("serving metrics on %s://%s:%d/metrics%s", "https" if ssl_context else "http", settings.host,
+             settings.port, " (basic auth)" if web_config.basic_auth_users else "")
     try:
-        web.run_app(exporter.web_app(), host=settings.host, port=settings.port, print=None,
-                    access_log=None)
+        web.run_app(exporter.web_app(), host=settings.host, port=settings.port, ssl_context=ssl_context,
+                    print=None, access_log=None)
     finally:
         exporter.stop()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .web_config import WebConfig
+
 # prometheus_client's default buckets, the ones celery-exporter's `celery_task_runtime` uses, so
 # dashboards built on it keep their quantiles.
 DEFAULT_RUNTIME_BUCKETS: tuple[float, ...] = (
@@ -48,6 +50,7 @@ class Settings:
     reconnect_max_delay: float = 10.0
     log_level: str = "INFO"
     log_format: str = "text"
+    web_config: WebConfig | None = None  # TLS and basic auth (--web.config.file)
 
 
 def heartbeat_timeout(settings_timeout: float | None, freq: float | None) -> float:

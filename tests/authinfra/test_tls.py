@@ -20,7 +20,6 @@ from aiohttp import web
 from tests.support.alertmanager import Alertmanager, webhook_config
 from tests.support.background_http import BackgroundApp
 from tests.support.oidc_provider import ACTUATOR_RESOURCE, OidcProvider, machine_client
-from tests.support.polling import wait_for
 from tests.support.prometheus import Prometheus, scrape_config, scrape_job
 from tests.support.tls import (
     CertificateAuthority, IssuedCertificate, client_context, peer_common_name, server_context,
@@ -115,12 +114,7 @@ def test_prometheus_scrapes_https_with_basic_auth_and_refuses_what_is_wrong(cert
                        basic_auth={"username": SCRAPE_USER, "password": SCRAPE_PASSWORD}),
         ]
         with Prometheus(scrape_config(*jobs)) as prometheus:
-            def scraped() -> dict[str, dict] | None:
-                targets = {t["labels"]["job"]: t for t in prometheus.targets()}
-                done = len(targets) == len(jobs) and all(t["health"] != "unknown" for t in targets.values())
-                return targets if done else None
-
-            targets = wait_for(scraped, timeout=20, interval=0.2, what="a scrape of every job")
+            targets = prometheus.scraped_targets(len(jobs), timeout=20)
             value = prometheus.query('tls_probe{job="right"}')
 
     assert targets["right"]["health"] == "up"

@@ -4,12 +4,18 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import msgspec
 import pytest
 
 from exporter import decode
 from tests.exporter.captures import capture, capture_events, envelope
 
 LIMIT = 1 << 20
+
+
+def as_dict(event: decode.Event) -> dict:
+    """The fields the decoder kept, with the event type, as a plain dict."""
+    return {"type": decode.EVENT_TYPE[type(event)], **msgspec.structs.asdict(event)}
 
 
 def decode_all(raws: list[bytes]) -> tuple[list[dict], Counter]:
@@ -22,7 +28,7 @@ def decode_all(raws: list[bytes]) -> tuple[list[dict], Counter]:
     for raw in raws:
         body = decode.envelope_body(raw, LIMIT, error)
         if body is not None:
-            events.extend(decode.body_events(body, error))
+            events.extend(as_dict(event) for event in decode.body_events(body, error))
     return events, errors
 
 
@@ -30,7 +36,10 @@ def decode_all(raws: list[bytes]) -> tuple[list[dict], Counter]:
 def test_every_captured_event_decodes(name):
     events, errors = decode_all(capture(name))
     assert not errors
-    assert events == capture_events(name)
+    captured = capture_events(name)
+    assert len(events) == len(captured)
+    for kept, original in zip(events, captured):
+        assert kept.items() <= original.items()
 
 
 def test_prefork_capture_has_the_expected_mix():

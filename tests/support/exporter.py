@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -22,9 +23,9 @@ FAST_ARGS = ["--queue-interval", "0.3", "--inspect-interval", "1", "--inspect-ti
              "--discovery-interval", "3", "--reconnect-max-delay", "0.5", "--log-level", "DEBUG"]
 
 
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+def http_get(url: str, timeout: float = 5.0, context: ssl.SSLContext | None = None) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
@@ -63,10 +64,17 @@ class ExporterProcess:
     proc: subprocess.Popen
     port: int
     log: Path
+    # The client side of HTTPS (trusting the exporter's CA, with a client certificate for mutual
+    # TLS) when the exporter serves TLS from a web config.
+    ssl_context: ssl.SSLContext | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
 
     def metrics(self) -> Metrics:
         status, text = http_get(self.url + "/metrics")
@@ -100,8 +108,12 @@ class ExporterProcess:
 
 
 def start_exporter(broker_url: str, *args: str, env: dict[str, str] | None = None,
-                   command: list[str] | None = None, wait_connected: bool = True) -> ExporterProcess:
-    """Start ``python -m exporter`` (or ``command``) and wait until it serves and is connected."""
+                   command: list[str] | None = None, wait_connected: bool = True,
+                   ssl_context: ssl.SSLContext | None = None) -> ExporterProcess:
+    """Start ``python -m exporter`` (or ``command``) and wait until it serves and is connected.
+
+    ``ssl_context`` is the client's side of an exporter serving HTTPS (``--web.config.file``).
+    """
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="exporter-", suffix=".log")[1])
     cmd = command or [sys.executable, "-m", "exporter", "--broker-url", broker_url]
@@ -109,12 +121,12 @@ def start_exporter(broker_url: str, *args: str, env: dict[str, str] | None = Non
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
                                 stdout=out, stderr=subprocess.STDOUT)
-    exporter = ExporterProcess(proc=proc, port=port, log=log)
+    exporter = ExporterProcess(proc=proc, port=port, log=log, ssl_context=ssl_context)
 
     def ready() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"exporter exited with {proc.returncode}:\n{exporter.log_text()}")
-        status, _ = http_get(exporter.url + "/healthz", timeout=1)
+        status, _ = http_get(exporter.url + "/healthz", timeout=1, context=ssl_context)
         return status == 200 if wait_connected else status in (200, 503)
     try:
         wait_for(ready, timeout=20, interval=0.1, what=f"exporter on port {port} to be ready")

@@ -65,6 +65,14 @@ class Prometheus(PrometheusBinary):
     def targets(self) -> list[dict[str, Any]]:
         return self._api("targets")["activeTargets"]
 
+    def scraped_targets(self, jobs: int, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
+        """Each of ``jobs`` jobs' (one-target) target, by job name, once every one has been scraped."""
+        def scraped() -> dict[str, dict[str, Any]] | None:
+            targets = {t["labels"]["job"]: t for t in self.targets()}
+            done = len(targets) == jobs and all(t["health"] != "unknown" for t in targets.values())
+            return targets if done else None
+        return wait_for(scraped, timeout=timeout, interval=0.2, what=f"a scrape of each of {jobs} jobs")
+
     def wait_for_alert(self, alertname: str, *, state: str = "firing", timeout: float = 30.0) -> list[dict[str, Any]]:
         """The alerts named ``alertname`` once at least one of them is in ``state``."""
         def found() -> list[dict[str, Any]]:
