@@ -152,26 +152,6 @@ def build_settings(options: dict[str, Any], default_broker: str | None,
                                                 prune_interval=_at_least(options, "prune_interval", 1.0)))
 
 
-def _names(text: str, flag: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-    for name in names:
-        try:
-            commands.name(name)
-        except ValueError as exc:
-            raise click.BadParameter(f"{name!r}: expected {exc}", param_hint=flag) from None
-    return names
-
-
-def _allowed_api(text: str) -> frozenset[str]:
-    allowed = frozenset(_names(text, "--allow-api"))
-    unknown = sorted(allowed - set(GATED_API_COMMANDS))
-    if unknown:
-        raise click.BadParameter(f"{', '.join(map(repr, unknown))}: expected a comma-separated list of "
-                                 f"{', '.join(GATED_API_COMMANDS)} (the other commands are always allowed)",
-                                 param_hint="--allow-api")
-    return allowed
-
-
 def _at_least(options: dict[str, Any], key: str, minimum: float) -> float:
     if options[key] < minimum:
         raise click.BadParameter(f"got {options[key]:g} seconds; expected at least {minimum:g}",
@@ -190,6 +170,26 @@ def _guard_settings(options: dict[str, Any]) -> GuardSettings:
                          state_key_prefix=options["state_key_prefix"],
                          idempotency_ttl=_at_least(options, "idempotency_ttl", 1.0),
                          pool_settle_time=_at_least(options, "pool_settle_time", 0.1))
+
+
+def _names(text: str, flag: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    for name in names:
+        try:
+            commands.name(name)
+        except ValueError as exc:
+            raise click.BadParameter(f"{name!r}: expected {exc}", param_hint=flag) from None
+    return names
+
+
+def _allowed_api(text: str) -> frozenset[str]:
+    allowed = frozenset(_names(text, "--allow-api"))
+    unknown = sorted(allowed - set(GATED_API_COMMANDS))
+    if unknown:
+        raise click.BadParameter(f"{', '.join(map(repr, unknown))}: expected a comma-separated list of "
+                                 f"{', '.join(GATED_API_COMMANDS)} (the other commands are always allowed)",
+                                 param_hint="--allow-api")
+    return allowed
 
 
 def _auth_settings(options: dict[str, Any]) -> AuthSettings:
