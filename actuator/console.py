@@ -142,6 +142,7 @@ def _summary(report: ActionReport) -> str:
 async def act(request: web.Request) -> web.Response:
     parts = services(request)
     message = await _act(parts, await request.post(), principal_of(request))
+    request.app[FEED].invalidate()
     await sessions.flash(request, message)
     raise web.HTTPSeeOther("/")
 
@@ -155,6 +156,7 @@ async def _switch(request: web.Request, *, paused: bool) -> web.Response:
                    "text": "Actions paused: nothing is sent until resumed." if paused else "Actions resumed."}
     except Unavailable as exc:
         message = {"outcome": exc.outcome, "text": str(exc)}
+    request.app[FEED].invalidate()
     await sessions.flash(request, message)
     raise web.HTTPSeeOther("/")
 

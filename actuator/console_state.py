@@ -117,6 +117,10 @@ class ConsoleFeed:
         self._taken = 0.0
         self._lock = asyncio.Lock()
 
+    def invalidate(self) -> None:
+        """The next reader takes a new snapshot (an operator just acted and wants to see it)."""
+        self._latest = None
+
     async def latest(self) -> dict[str, Any]:
         async with self._lock:
             if self._latest is None or time.monotonic() - self._taken >= self.max_age:
