@@ -5,8 +5,9 @@ something slipped through the templates' escaping.
   inline script runs), forms post only here, and no site may frame the console;
 - ``X-Frame-Options: DENY`` for browsers that predate ``frame-ancestors``;
 - ``X-Content-Type-Options: nosniff``: JSON stays JSON;
-- ``Referrer-Policy: no-referrer``: a URL (a login callback's code, a worker name) never leaks
-  to another site in a ``Referer``.
+- ``Referrer-Policy: same-origin``: a URL (a login callback's code, a worker name) never leaks
+  to another site in a ``Referer`` (``no-referrer`` would also make browsers send
+  ``Origin: null`` on the console's own forms, which the cross-site check refuses).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ HEADERS = {
                                "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
 }
 
 

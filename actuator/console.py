@@ -174,6 +174,12 @@ async def static(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type=STATIC_TYPES[name], headers={"Cache-Control": "no-cache"})
 
 
+@requires(Access.OPEN)
+async def favicon(request: web.Request) -> web.Response:
+    """No icon; answered so that browsers' automatic requests are not logged as denials."""
+    return web.Response(status=204)
+
+
 async def _stop_streams(app: web.Application) -> None:
     app[CLOSING].set()
 
@@ -185,6 +191,7 @@ def add_routes(app: web.Application) -> None:
     app[FEED] = ConsoleFeed(parts, app[WORKER_INSPECTOR], parts.settings.console_interval / 2)
     app.on_shutdown.append(_stop_streams)
     app.router.add_get("/static/{name}", static)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/", page)
     app.router.add_get("/console/state", state)
     app.router.add_get("/console/events", events)
