@@ -60,6 +60,17 @@ def access_of(handler: Any) -> Access:
     return getattr(handler, "access", Access.WRITE)
 
 
+def form(handler: F) -> F:
+    """Mark a handler that browsers reach through the console's forms: it needs the session's
+    CSRF token whatever the credentials (a browser also resends remembered basic credentials)."""
+    handler.form = True  # type: ignore[attr-defined]
+    return handler
+
+
+def is_form(handler: Any) -> bool:
+    return getattr(handler, "form", False)
+
+
 @dataclass(frozen=True)
 class Principal:
     """An authenticated caller, named for the audit log (never with its secret), and its roles."""

@@ -30,7 +30,7 @@ from aiohttp import web
 from . import commands, sessions
 from .actions import manual_action
 from .audit import Context
-from .auth import Access, requires
+from .auth import Access, form, requires
 from .commands import COMMANDS, ArgumentError
 from .console_state import ConsoleFeed
 from .outcomes import ActionReport
@@ -138,6 +138,7 @@ def _summary(report: ActionReport) -> str:
     return f"{report.command} {arguments} on {target}: {report.outcome}{reason}{f' — {workers}' if workers else ''}"
 
 
+@form
 @requires(Access.WRITE)
 async def act(request: web.Request) -> web.Response:
     parts = services(request)
@@ -161,8 +162,8 @@ async def _switch(request: web.Request, *, paused: bool) -> web.Response:
     raise web.HTTPSeeOther("/")
 
 
-pause = requires(Access.WRITE)(functools.partial(_switch, paused=True))
-resume = requires(Access.WRITE)(functools.partial(_switch, paused=False))
+pause = form(requires(Access.WRITE)(functools.partial(_switch, paused=True)))
+resume = form(requires(Access.WRITE)(functools.partial(_switch, paused=False)))
 
 
 @requires(Access.OPEN)

@@ -12,7 +12,8 @@ In order:
    cookie of a person who logged in; without either, 401 (a browser asking for a page is sent
    to the login page instead);
 4. the principal's roles must grant the access (403 otherwise);
-5. a change authenticated by the session cookie must bring the session's CSRF token (403).
+5. a change authenticated by the session cookie, and any post of the console's forms whatever
+   its credentials (``--no-auth`` included), must bring the session's CSRF token (403).
 
 Every decision is logged on ``actuator.access``, denials as warnings: who, what, from where,
 allowed or denied and why, and never a password, token, code or cookie.
@@ -27,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from . import sessions
-from .auth import ANONYMOUS, REQUIRED_ROLE, Principal, Refusal, access_of, basic_user
+from .auth import ANONYMOUS, REQUIRED_ROLE, Principal, Refusal, access_of, basic_user, is_form
 from .login_throttle import throttle_keys
 from .services import PRINCIPAL, services
 
@@ -71,7 +72,10 @@ async def gatekeeper(request: web.Request, handler: Handler) -> web.StreamRespon
     if unsafe and (why := cross_site(request, settings.public_url)) is not None:
         return deny(request, "anyone", 403, why)
     access = access_of(request.match_info.handler)
+    needs_csrf = unsafe and is_form(request.match_info.handler)
     if not parts.authenticator.needs_credentials(access):
+        if needs_csrf and not await sessions.csrf_valid(request):
+            return deny(request, "anonymous", 403, "missing or wrong CSRF token")
         request[PRINCIPAL] = ANONYMOUS
         return await handler(request)
     header = request.headers.get("Authorization")
@@ -91,7 +95,7 @@ async def gatekeeper(request: web.Request, handler: Handler) -> web.StreamRespon
         return deny(request, f"{principal.describe()} ({principal.roles_text()})", 403,
                     f"{principal.describe()} has role {principal.roles_text()}; {access.value} access needs "
                     f"{REQUIRED_ROLE[access].value}")
-    if unsafe and by_cookie and not await sessions.csrf_valid(request):
+    if (needs_csrf or (unsafe and by_cookie)) and not await sessions.csrf_valid(request):
         return deny(request, principal.describe(), 403, "missing or wrong CSRF token")
     log.info("allow %s (%s) %s", principal.describe(), principal.roles_text(), _what(request))
     request[PRINCIPAL] = principal

@@ -163,6 +163,17 @@ async def test_cross_site_requests_are_refused_whatever_the_credentials(client):
     assert same.status == 200
 
 
+async def test_console_forms_need_the_csrf_token_whatever_the_credentials(client, actuator_client,
+                                                                          module_broker_url):
+    """A browser resends remembered basic credentials on its own, so they prove no intent."""
+    refused = await client.post("/console/pause", data={"reason": "x"}, headers=basic(*ADMIN))
+    assert refused.status == 403 and (await refused.json())["error"] == "missing or wrong CSRF token"
+    open_client = await actuator_client(RULES, module_broker_url, auth=AuthSettings(enabled=False))
+    assert (await open_client.post("/console/pause", data={})).status == 403
+    token = csrf_of(await (await open_client.get("/")).text())
+    assert (await open_client.post("/console/pause", data={"csrf_token": token}, allow_redirects=False)).status == 303
+
+
 async def test_failed_logins_are_throttled(actuator_client, module_broker_url):
     settings = auth_settings(throttle=ThrottleSettings(burst=3, interval=60.0))
     client = await actuator_client(RULES, module_broker_url, auth=settings)
