@@ -207,7 +207,8 @@ def _parsed(parse: Callable[[Any], Any], value: Any, flag: str) -> Any:
 def _people_and_machines(options: dict[str, Any]) -> dict[str, Any]:
     """The credentials of the basic-auth and bearer flags, with their user names distinct."""
     found = {
-        "basic_users": _parsed(parse_basic_auth, options["basic_auth"], "--basic-auth") if options["basic_auth"] else {},
+        "basic_users": _parsed(parse_basic_auth, options["basic_auth"], "--basic-auth")
+        if options["basic_auth"] else {},
         "bearer_tokens": _parsed(load_bearer_tokens, options["bearer_token_file"], "--bearer-token-file")
         if options["bearer_token_file"] else (),
         "password_users": _parsed(load_password_users, options["users_file"], "--users-file")

@@ -95,8 +95,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                 await asyncio.wait_for(closing.wait(), timeout=interval)
             except TimeoutError:
                 continue
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
+    except ConnectionResetError:
+        log.debug("console stream closed by %s", request.remote)
     return response
 
 

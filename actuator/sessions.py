@@ -41,7 +41,8 @@ _PERSON, _CSRF, _LOGIN, _FLASH = "person", "csrf", "login", "flash"
 
 
 def middleware(settings: SessionSettings, secure: bool) -> Any:
-    storage = EncryptedCookieStorage(settings.secret or secrets.token_bytes(32), cookie_name=COOKIE_NAME, max_age=int(settings.max_age), httponly=True,
+    storage = EncryptedCookieStorage(settings.secret or secrets.token_bytes(32), cookie_name=COOKIE_NAME,
+                                     max_age=int(settings.max_age), httponly=True,
                                      secure=secure, samesite="Lax")
     return session_middleware(storage)
 

@@ -262,7 +262,8 @@ async def test_console_actions_take_the_manual_guards_and_the_audit_log(client, 
         ("pool_grow", "invalid", [], "basic:alice"), ("pool_shrink", "suppressed", ["cooldown"], "basic:alice"),
         ("pool_grow", "suppressed", ["bounds"], "basic:alice"), ("pool_grow", "sent", [], "basic:alice")]
     (grown,) = records[-1]["workers"]
-    assert grown["arguments"] == {"n": 1} and grown["note"] == "n clipped from 5 to 1: pool has 2 processes, max_pool is 3"
+    assert grown["arguments"] == {"n": 1}
+    assert grown["note"] == "n clipped from 5 to 1: pool has 2 processes, max_pool is 3"
     state = await (await client.get("/console/state")).json()
     manual = state["guards"]["manual"]
     assert [c["worker"] for c in manual["cooldowns"]] == [WORKER] and manual["cooldowns"][0]["seconds_left"] > 3500

@@ -39,8 +39,8 @@ def actuator(oidc_provider, module_broker_url, tmp_path_factory):
     client = oidc_provider.register_client([f"http://127.0.0.1:{port}/login/oidc/callback"], client_name="actuator")
     secret = directory / "oidc-secret"
     secret.write_text(client.client_secret + "\n")
-    process = ActuatorProcess(write_rules(directory, RULES), module_broker_url, *oidc_flags(oidc_provider, client, secret),
-                              port=port)
+    process = ActuatorProcess(write_rules(directory, RULES), module_broker_url,
+                              *oidc_flags(oidc_provider, client, secret), port=port)
     process.client = client
     process.start()
     yield process
