@@ -14,7 +14,8 @@ from typing import Any
 from . import commands
 from .commands import ArgumentError, CommandSpec
 from .payload import Alert
-from .rules import ActionTemplate, Bounds, GuardPolicy, Rule
+from .guard_state import MANUAL_KEY
+from .rules import ActionTemplate, Bounds, GuardPolicy, ManualPolicy, Rule
 from .targets import Target
 from .templating import RenderError, alert_context, render_value
 
@@ -39,6 +40,13 @@ class Action:
     rule: str | None = None
     policy: GuardPolicy = field(default_factory=GuardPolicy)
     bounds: Bounds = field(default_factory=Bounds)
+    # An operator's action under the rule file's ``manual`` block: counted for its cooldown and budget.
+    manual: bool = False
+
+    @property
+    def guard_key(self) -> str | None:
+        """What cooldowns and budgets count this action under (None: nothing is counted)."""
+        return self.rule if self.rule is not None else MANUAL_KEY if self.manual else None
 
     @property
     def celery_arguments(self) -> dict[str, Any]:
@@ -71,3 +79,12 @@ def render_action(template: ActionTemplate, rule: Rule, alert: Alert) -> Action:
     return Action(spec=template.spec, arguments=validated, target=target, rule=rule.name,
                   policy=rule.policy, bounds=template.bounds)
 
+
+
+def manual_action(spec: CommandSpec, arguments: Mapping[str, Any], target: Target,
+                  manual: ManualPolicy | None) -> Action:
+    """An operator's action (console or Flower API), under the rule file's ``manual`` guards if any."""
+    if manual is None:
+        return Action(spec=spec, arguments=arguments, target=target)
+    return Action(spec=spec, arguments=arguments, target=target, policy=manual.policy, bounds=manual.bounds,
+                  manual=True)

@@ -1,14 +1,19 @@
-"""Who is calling, and whether they may.
+"""Who is calling: credentials in the ``Authorization`` header, proved or refused.
 
-Credentials are what Alertmanager's ``http_config`` sends: HTTP basic auth (several users, in
-Flower's ``--basic-auth user:pass,user:pass`` spelling) and bearer tokens (one per line of a
-file). Every comparison runs in constant time over every configured credential, so timing
-reveals neither which user exists nor how much of a password matched.
+Credentials come in the forms Alertmanager's ``http_config`` and scripts send them:
 
-Each route declares the access it needs (:class:`Access`); anything undeclared needs the
-strictest. Today every authenticated principal may do everything; roles (viewer for
-``READ``, operator for ``WRITE``) and other authenticators (JWT, OIDC sessions) plug in as
-further :class:`Principal` sources and a per-access check.
+- HTTP basic: the webhook's own users (``--webhook-basic-auth``: webhook only), Flower's
+  ``--basic-auth user:pass`` users (every role, as before roles existed, unless ``--roles``
+  names them), and bcrypt users from a web-config file (``--users-file``: people, their roles
+  from ``--roles``, else ``--default-role``);
+- bearer: the webhook's own tokens (``--webhook-bearer-token-file``: webhook only), the tokens of
+  ``--bearer-token-file`` (every role, as before), and JWT access tokens from an OAuth 2
+  provider (``--jwt-issuer``; roles from the token's scopes, ``--jwt-scope-roles``).
+
+Plain passwords and tokens are compared in constant time over every configured credential, so
+timing reveals neither which user exists nor how much of a secret matched; bcrypt users are
+checked as :mod:`password_users` explains. Each route declares the :class:`Access` it needs;
+anything undeclared needs the strictest of the people's accesses (operator).
 """
 from __future__ import annotations
 
@@ -16,22 +21,31 @@ import base64
 import binascii
 import enum
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .password_users import PasswordChecker
+from .provider_client import ProviderError
+from .roles import ALL_ROLES, Role, describe, expand
 from .settings import AuthSettings
+from .tokens import TokenError, TokenVerifier
 
 REALM = "celery-autopilot"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Access(enum.Enum):
-    OPEN = "open"          # health checks
+    OPEN = "open"          # health checks, the login pages, static files
     METRICS = "metrics"    # /metrics: open unless --metrics-auth
-    READ = "read"          # status page, rules, audit log, read API
-    WRITE = "write"        # webhook and remote control
+    READ = "read"          # console, rules, audit log, read API
+    WRITE = "write"        # remote control, pause and resume, the console's forms
+    WEBHOOK = "webhook"    # POST /webhook
+
+
+REQUIRED_ROLE = {Access.METRICS: Role.VIEWER, Access.READ: Role.VIEWER, Access.WRITE: Role.OPERATOR,
+                 Access.WEBHOOK: Role.WEBHOOK}
 
 
 def requires(access: Access) -> Callable[[F], F]:
@@ -46,75 +60,184 @@ def access_of(handler: Any) -> Access:
     return getattr(handler, "access", Access.WRITE)
 
 
+def form(handler: F) -> F:
+    """Mark a handler that browsers reach through the console's forms: it needs the session's
+    CSRF token whatever the credentials (a browser also resends remembered basic credentials)."""
+    handler.form = True  # type: ignore[attr-defined]
+    return handler
+
+
+def is_form(handler: Any) -> bool:
+    return getattr(handler, "form", False)
+
+
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller, named for the audit log (never with its secret)."""
+    """An authenticated caller, named for the audit log (never with its secret), and its roles."""
 
     name: str
     method: str
+    roles: frozenset[Role] = ALL_ROLES
 
     def describe(self) -> str:
         return f"{self.method}:{self.name}"
+
+    def may(self, access: Access) -> bool:
+        return access not in REQUIRED_ROLE or REQUIRED_ROLE[access] in self.roles
+
+    def roles_text(self) -> str:
+        return describe(self.roles)
 
 
 ANONYMOUS = Principal("anonymous", "none")
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Credentials that prove nothing: ``reason`` for the log, ``user`` the name tried (for
+    throttling), ``unavailable`` when the provider's keys could not be fetched (503: retry)."""
+
+    reason: str
+    user: str | None = None
+    unavailable: bool = False
+
+
+class _PlainSecrets:
+    """Secrets compared in constant time, every one of them on every check."""
+
+    def __init__(self, secrets: Mapping[str, str]) -> None:
+        self._secrets = [(name.encode(), secret.encode()) for name, secret in secrets.items()]
+
+    def __bool__(self) -> bool:
+        return bool(self._secrets)
+
+    def find(self, name: bytes | None, secret: bytes) -> str | None:
+        found = None
+        for known_name, known_secret in self._secrets:
+            # Both comparisons always run: no early exit that would time the user name.
+            name_matches = name is None or hmac.compare_digest(known_name, name)
+            secret_matches = hmac.compare_digest(known_secret, secret)
+            if name_matches and secret_matches:
+                found = known_name.decode()
+        return found
+
+
+def _numbered(tokens: Iterable[str]) -> dict[str, str]:
+    return {f"token#{index}": token for index, token in enumerate(tokens, start=1)}
+
+
 class Authenticator:
-    def __init__(self, settings: AuthSettings) -> None:
+    def __init__(self, settings: AuthSettings, jwt_verifier: TokenVerifier | None = None) -> None:
         self.settings = settings
-        self._users = [(user.encode(), password.encode()) for user, password in settings.basic_users.items()]
-        self._tokens = [token.encode() for token in settings.bearer_tokens]
+        self._webhook_users = _PlainSecrets(settings.webhook_basic_users)
+        self._flower_users = _PlainSecrets(settings.basic_users)
+        self._passwords = PasswordChecker(settings.password_users) if settings.password_users else None
+        self._webhook_tokens = _PlainSecrets(_numbered(settings.webhook_bearer_tokens))
+        self._tokens = _PlainSecrets(_numbered(settings.bearer_tokens))
+        self._jwt = jwt_verifier
 
     def needs_credentials(self, access: Access) -> bool:
         if not self.settings.enabled or access is Access.OPEN:
             return False
         return access is not Access.METRICS or self.settings.protect_metrics
 
-    def authenticate(self, authorization: str | None) -> Principal | None:
-        """The principal the ``Authorization`` header proves, or None."""
-        if not authorization:
-            return None
+    async def authenticate(self, authorization: str) -> Principal | Refusal:
+        """The principal the ``Authorization`` header proves, or why it proves nothing."""
         scheme, _, credentials = authorization.strip().partition(" ")
         scheme = scheme.lower()
         if scheme == "basic":
-            return self._basic(credentials.strip())
+            return await self._basic(credentials.strip())
         if scheme == "bearer":
-            return self._bearer(credentials.strip().encode())
+            return await self._bearer(credentials.strip())
+        return Refusal(f"unsupported authorization scheme {scheme[:20]!r}")
+
+    async def _basic(self, credentials: str) -> Principal | Refusal:
+        user_and_password = basic_credentials(credentials)
+        if user_and_password is None:
+            return Refusal("malformed basic credentials")
+        user, password = user_and_password
+        return await self.password(user, password, webhook=True) or Refusal("wrong user or password", user)
+
+    async def password(self, user: str, password: str, *, webhook: bool) -> Principal | None:
+        """The principal a user name and password prove; the webhook's users only if ``webhook``
+        (they never log in to the console)."""
+        user_bytes, secret = user.encode(), password.encode()
+        if webhook and (found := self._webhook_users.find(user_bytes, secret)) is not None:
+            return Principal(found, "webhook-basic", frozenset({Role.WEBHOOK}))
+        if (found := self._flower_users.find(user_bytes, secret)) is not None:
+            return Principal(found, "basic", self.settings.roles.roles_of(found) or ALL_ROLES)
+        if self._passwords is not None and await self._passwords.check(user, secret):
+            return Principal(user, "basic", self.roles_of_person(user))
         return None
 
-    def _basic(self, credentials: str) -> Principal | None:
+    async def _bearer(self, token: str) -> Principal | Refusal:
+        if not token:
+            return Refusal("empty bearer token")
+        secret = token.encode()
+        if (found := self._webhook_tokens.find(None, secret)) is not None:
+            return Principal(found, "webhook-bearer", frozenset({Role.WEBHOOK}))
+        if (found := self._tokens.find(None, secret)) is not None:
+            return Principal(found, "bearer", ALL_ROLES)
+        if self._jwt is None or token.count(".") != 2:
+            return Refusal("unknown bearer token")
         try:
-            decoded = base64.b64decode(credentials, validate=True)
-        except (binascii.Error, ValueError):
-            return None
-        user, separator, password = decoded.partition(b":")
-        if not separator:
-            return None
-        found = None
-        for known_user, known_password in self._users:
-            # Both comparisons always run: no early exit that would time the user name.
-            user_matches = hmac.compare_digest(known_user, user)
-            password_matches = hmac.compare_digest(known_password, password)
-            if user_matches and password_matches:
-                found = known_user
-        return Principal(found.decode(), "basic") if found is not None else None
+            claims = await self._jwt.verify(token)
+        except TokenError as exc:
+            return Refusal(f"JWT refused: {exc}")
+        except ProviderError as exc:
+            return Refusal(f"cannot verify the JWT now: {exc}", unavailable=True)
+        name = claims.get("client_id") or claims.get("sub") or "unknown"
+        return Principal(str(name), "jwt", self._scope_roles(claims))
 
-    def _bearer(self, token: bytes) -> Principal | None:
-        found = None
-        for index, known in enumerate(self._tokens, start=1):
-            if hmac.compare_digest(known, token):
-                found = index
-        return Principal(f"token#{found}", "bearer") if found is not None else None
+    def _scope_roles(self, claims: Mapping[str, Any]) -> frozenset[Role]:
+        """Roles from the ``scope`` claim (space-separated, RFC 9068) or ``scp`` (a list, Okta)."""
+        scopes = claims.get("scope", claims.get("scp", ""))
+        names = scopes.split() if isinstance(scopes, str) else [s for s in scopes if isinstance(s, str)] \
+            if isinstance(scopes, list) else []
+        assert self.settings.jwt is not None
+        mapping = self.settings.jwt.scope_roles
+        return expand(frozenset().union(*(mapping[name] for name in names if name in mapping)))
+
+    def roles_of_person(self, name: str, groups: Iterable[str] = ()) -> frozenset[Role]:
+        """A person's roles: from ``--roles`` (their name, email or groups), else the default role."""
+        mapped = self.settings.roles.roles_of(name, groups)
+        if mapped is not None:
+            return mapped
+        default = self.settings.default_role
+        return expand({default}) if default is not None else frozenset()
 
     def challenge(self) -> dict[str, str]:
         """The ``WWW-Authenticate`` header of a 401, offering the schemes configured."""
+        settings = self.settings
         schemes = []
-        if self._users or not self._tokens:
+        if settings.basic_users or settings.password_users or settings.webhook_basic_users:
             schemes.append(f'Basic realm="{REALM}"')
-        if self._tokens:
+        if settings.bearer_tokens or settings.webhook_bearer_tokens or settings.jwt:
             schemes.append(f'Bearer realm="{REALM}"')
-        return {"WWW-Authenticate": ", ".join(schemes)}
+        return {"WWW-Authenticate": ", ".join(schemes or [f'Basic realm="{REALM}"'])}
+
+    def close(self) -> None:
+        if self._passwords is not None:
+            self._passwords.close()
+
+
+def basic_credentials(encoded: str) -> tuple[str, str] | None:
+    """``user``, ``password`` from the base64 of HTTP basic auth, or None if malformed."""
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    user, separator, password = decoded.partition(":")
+    return (user, password) if separator else None
+
+
+def basic_user(authorization: str | None) -> str | None:
+    """The user name a basic ``Authorization`` header tries (for throttling), if it is one."""
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    found = basic_credentials(credentials.strip())
+    return found[0] if found else None
 
 
 def parse_basic_auth(spec: str) -> dict[str, str]:

@@ -16,15 +16,15 @@ import click
 
 from . import commands
 from .audit import AuditLogError
-from .auth import load_bearer_tokens, parse_basic_auth
 from .check import run_check
+from .cli_access import access_options, auth_settings, tls_settings
 from .durations import parse_duration
 from .guard_state import StateStoreError
 from .rule_file import RuleFileError
-from .server import serve
+from .server import TlsError, serve
 from .settings import (
-    DEFAULT_BROKER_URL, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, DEFAULT_QUEUES, GATED_API_COMMANDS, AuthSettings,
-    ControlSettings, GuardSettings, RetentionSettings, Settings,
+    DEFAULT_BROKER_URL, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, DEFAULT_QUEUES, GATED_API_COMMANDS, ControlSettings,
+    GuardSettings, RetentionSettings, Settings,
 )
 
 ENV_PREFIX = "AUTOPILOT_ACTUATOR_"
@@ -70,14 +70,7 @@ SERVE_OPTIONS: list[Callable[[F], F]] = [
                 f"else {DEFAULT_BROKER_URL}."),
     option("--host", default="0.0.0.0", help="Address to listen on."),
     option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, help="Port to listen on."),
-    option("--basic-auth", default=None, metavar="USER:PASS[,USER:PASS...]",
-           help="HTTP basic auth users (Flower's spelling)."),
-    option("--bearer-token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-           help="File with accepted bearer tokens, one per line (# comments allowed)."),
-    option("--no-auth", is_flag=True, default=False,
-           help="Run without authentication (every endpoint open). Off unless given explicitly."),
-    option("--metrics-auth", is_flag=True, default=False,
-           help="Require credentials for GET /metrics too (open by default, like exporters)."),
+    *access_options(option, DURATION),
     option("--reply-timeout", type=_SECONDS, default=1.0,
            help="Seconds to wait for workers' replies to a command (stops early once all answered)."),
     INSPECT_TIMEOUT_OPTION,
@@ -119,6 +112,8 @@ SERVE_OPTIONS: list[Callable[[F], F]] = [
            help="At most this many notifications and this many decisions are kept; 0: no limit."),
     option("--prune-interval", type=DURATION, default="5m",
            help="How often the audit log and the guard state are pruned."),
+    option("--console-interval", type=DURATION, default="2s",
+           help="How often the console's live view refreshes (at least 0.2 s)."),
     option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
            default="INFO", help="Logging level."),
 ]
@@ -133,7 +128,7 @@ def serve_options(command: F) -> F:
 def build_settings(options: dict[str, Any], default_broker: str | None,
                    default_queues: tuple[str, ...] = DEFAULT_QUEUES) -> Settings:
     """Settings from parsed options; a usage error names the flag at fault."""
-    auth = _auth_settings(options)
+    auth = auth_settings(options)
     control = ControlSettings(
         broker_url=options["broker_url"] or default_broker,
         reply_timeout=options["reply_timeout"],
@@ -142,7 +137,8 @@ def build_settings(options: dict[str, Any], default_broker: str | None,
         discovery_interval=options["discovery_interval"],
     )
     queues = _names(options["queues"], "--queues") if options["queues"] is not None else default_queues
-    return Settings(rules_path=options["rules_path"], control=control, auth=auth, host=options["host"],
+    return Settings(rules_path=options["rules_path"], control=control, auth=auth, tls=tls_settings(options),
+                    console_interval=_at_least(options, "console_interval", 0.2), host=options["host"],
                     port=options["port"], audit_db=options["audit_db"], dry_run=options["dry_run"],
                     max_body_bytes=options["max_body_bytes"], queues=queues,
                     workers_max_age=options["workers_max_age"], allow_api=_allowed_api(options["allow_api"]),
@@ -192,24 +188,6 @@ def _allowed_api(text: str) -> frozenset[str]:
     return allowed
 
 
-def _auth_settings(options: dict[str, Any]) -> AuthSettings:
-    try:
-        users = parse_basic_auth(options["basic_auth"]) if options["basic_auth"] else {}
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--basic-auth") from None
-    try:
-        tokens = load_bearer_tokens(options["bearer_token_file"]) if options["bearer_token_file"] else ()
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--bearer-token-file") from None
-    if options["no_auth"] and (users or tokens):
-        raise click.UsageError("--no-auth contradicts --basic-auth/--bearer-token-file; choose one")
-    if not options["no_auth"] and not (users or tokens):
-        raise click.UsageError("authentication is on by default: give --basic-auth and/or "
-                               "--bearer-token-file, or --no-auth to run without it")
-    return AuthSettings(basic_users=users, bearer_tokens=tokens, enabled=not options["no_auth"],
-                        protect_metrics=options["metrics_auth"])
-
-
 def app_queues(app: Any) -> tuple[str, ...]:
     """The queues a Celery app routes to by default or declares, as Flower lists them."""
     return tuple(dict.fromkeys([app.conf.task_default_queue, *app.amqp.queues]))
@@ -227,7 +205,7 @@ def start(options: dict[str, Any], default_broker: str | None, celery_app: Any =
     configure_logging(options["log_level"])
     try:
         serve(settings, celery_app)
-    except (RuleFileError, AuditLogError, StateStoreError) as exc:
+    except (RuleFileError, AuditLogError, StateStoreError, TlsError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except OSError as exc:

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from . import commands
-from .actions import Action
+from .actions import manual_action
 from .audit import Context
 from .auth import Access, requires
 from .commands import COMMANDS, ArgumentError
@@ -103,7 +103,7 @@ def _handler(endpoint: Endpoint) -> Callable[[web.Request], Any]:
         except ArgumentError as exc:
             report = ActionReport(command=spec.name, outcome="invalid", reason=str(exc))
             return await _unsent(request, context, report, 400, str(exc), field=exc.field)
-        action = Action(spec=spec, arguments=arguments, target=target)
+        action = manual_action(spec, arguments, target, parts.rules.manual)
         try:
             report = await parts.pipeline.execute(action, context, parts.settings.allow_api)
         except Unavailable as exc:

@@ -23,6 +23,14 @@ from .unavailable import Unavailable
 
 # Budgets count actions over a rolling hour.
 BUDGET_WINDOW = 3600.0
+# The key operators' actions (console, Flower API) are counted under when the rule file has a
+# ``manual`` block; rule names cannot start with "@".
+MANUAL_KEY = "@manual"
+
+
+def counted_as(key: str) -> str:
+    """How a cooldown or budget key reads in a reason."""
+    return "manual actions" if key == MANUAL_KEY else f"rule {key!r}"
 
 
 class StateUnavailable(Unavailable):
@@ -131,6 +139,17 @@ class PauseState:
 RUNNING = PauseState(paused=False)
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What cooldowns and budgets stand on, for the console: when each rule last acted on each
+    worker (within the remembered horizon), and how many actions each rule and all rules together
+    took in the last hour."""
+
+    last_sent: dict[tuple[str, str], float]
+    rule_sends: dict[str, int]
+    all_sends: int
+
+
 def iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
 
@@ -140,11 +159,11 @@ def judge(request: Reservation, snapshot: Snapshot, now: float) -> Refusal | Sta
     if request.rule is not None:
         cooldown, last = request.cooldown, snapshot.last_sent
         if cooldown and last is not None and now - last < cooldown:
-            return Refusal("cooldown", f"cooldown: rule {request.rule!r} acted on {request.worker} "
+            return Refusal("cooldown", f"cooldown: {counted_as(request.rule)} acted on {request.worker} "
                                        f"{now - last:.1f}s ago; cooldown {cooldown:g}s "
                                        f"({cooldown - (now - last):.1f}s left)")
         if request.rule_budget is not None and snapshot.rule_sends >= request.rule_budget:
-            return Refusal("budget", f"budget: rule {request.rule!r} took {snapshot.rule_sends} actions "
+            return Refusal("budget", f"budget: {counted_as(request.rule)} took {snapshot.rule_sends} actions "
                                      f"in the last hour; its max_actions_per_hour is {request.rule_budget}")
         if request.global_budget is not None and snapshot.all_sends >= request.global_budget:
             return Refusal("budget", f"budget: all rules took {snapshot.all_sends} actions in the last "
@@ -185,6 +204,9 @@ class GuardState(Protocol):
     async def forget_pool(self, worker: str, size: int) -> None:
         """Drop the remembered size if it is still ``size`` (a failed command left the real size
         unknown)."""
+
+    async def usage(self) -> Usage:
+        """Cooldowns' and budgets' bookkeeping as it stands now."""
 
     async def pause_state(self) -> PauseState: ...
 

@@ -154,11 +154,12 @@ class Guards:
     async def _reserve(self, action: Action, worker: str, pool: PoolExpectation | None,
                        record: bool) -> Grant | Refusal | Stale | None:
         """Cooldown and budgets (rule actions) and the pool bookkeeping, checked and recorded."""
-        if action.rule is None and pool is None:
-            return None  # the manual API: nothing to check or remember
+        key = action.guard_key
+        if key is None and pool is None:
+            return None  # manual actions without a manual block: nothing to check or remember
         policy = action.policy
         request = Reservation(
-            rule=action.rule, worker=worker, cooldown=policy.cooldown_seconds,
+            rule=key, worker=worker, cooldown=policy.cooldown_seconds,
             rule_budget=policy.max_actions_per_hour, global_budget=self.limits.max_actions_per_hour, pool=pool)
         return await self.state.reserve(request, record)
 

@@ -24,8 +24,8 @@ class ActuatorMetrics:
             "celery_actuator_alerts", "Alerts received in webhook notifications, by alert status.",
             ["status"], registry=r)
         self.actions = Counter(
-            "celery_actuator_actions", "Actions decided, by rule (\"api\" for the Flower-style API), "
-            "command and outcome (sent, partial, failed, refused, dry_run, suppressed, no_targets, "
+            "celery_actuator_actions", "Actions decided, by rule (\"api\" for operators' actions: the "
+            "Flower-style API and the console), command and outcome (sent, partial, failed, refused, dry_run, suppressed, no_targets, "
             "invalid, broker_unavailable, state_unavailable).", ["rule", "command", "outcome"], registry=r)
         self.worker_replies = Counter(
             "celery_actuator_worker_replies", "Per-worker results of commands sent (ok, error, no_reply).",
@@ -42,7 +42,7 @@ class ActuatorMetrics:
         self.rules_loaded = Gauge("celery_actuator_rules", "Rules loaded from the rule file.", registry=r)
         self.dry_run = Gauge("celery_actuator_dry_run", "1 when the actuator runs with --dry-run.", registry=r)
         self.suppressions = Counter(
-            "celery_actuator_suppressions", "Suppressions by rule (\"api\" for the Flower-style API) and "
+            "celery_actuator_suppressions", "Suppressions by rule (\"api\" for operators' actions) and "
             "reason: duplicate, paused (once per action), cooldown, budget, bounds, at_target (once per "
             "worker).", ["rule", "reason"], registry=r)
         self.paused = Gauge("celery_actuator_paused", "1 while actions are paused (POST /pause), as the "

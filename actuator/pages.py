@@ -1,11 +1,10 @@
-"""The read side: health, metrics, the loaded rules, the audit log and a small status page."""
+"""The read side: health, metrics, the loaded rules and the audit log (the console is :mod:`console`)."""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from .audit import FILTERS, MAX_LIMIT
 from .auth import Access, requires
@@ -15,11 +14,8 @@ from .guard_state import PauseState
 from .services import Services, services
 from .unavailable import Unavailable
 
-# The status page escapes everything: label values and queue names are user data.
-_PAGES = Environment(loader=PackageLoader("actuator", "templates"), autoescape=select_autoescape(["html"]))
 _INTEGER_FILTERS = ("notification",)
 _MAX_ID = 2**63 - 1  # SQLite's largest integer
-RECENT_ACTIONS = 50
 
 
 async def _pause_state(parts: Services) -> PauseState | None:
@@ -96,20 +92,7 @@ async def actions(request: web.Request) -> web.Response:
     return web.json_response({"actions": records})
 
 
-@requires(Access.READ)
-async def status_page(request: web.Request) -> web.Response:
-    parts = services(request)
-    recent = await parts.audit.decisions({}, RECENT_ACTIONS)
-    pause = await _pause_state(parts)
-    html = _PAGES.get_template("status.html").render(
-        rules=parts.rules.describe(), actions=recent, dry_run=parts.settings.dry_run,
-        pause=pause.describe() if pause else None, state=parts.guards.state.description,
-        workers=sorted(parts.resolver.directory.known), broker=parts.control.broker)
-    return web.Response(text=html, content_type="text/html")
-
-
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/", status_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/rules", rules)

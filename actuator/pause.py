@@ -19,7 +19,7 @@ from .auth import Access, requires
 from .guard_state import PauseState
 from .http_contract import json_error
 from .outcomes import ActionReport
-from .services import principal_of, services
+from .services import Services, principal_of, services
 from .unavailable import Unavailable
 
 MAX_REASON_LENGTH = 500
@@ -45,23 +45,27 @@ async def _reason(request: web.Request) -> str | None:
     return reason or None
 
 
-async def _switch(request: web.Request, paused: bool) -> web.Response:
-    parts = services(request)
-    try:
-        reason = await _reason(request)
-    except ValueError as exc:
-        return json_error(400, str(exc))
-    principal = principal_of(request)
+async def switch(parts: Services, principal: str | None, paused: bool, reason: str | None) -> PauseState:
+    """Flip the switch for ``principal``, audit it and log it; Unavailable if the state is unreachable."""
     state = PauseState(paused, principal, time.time(), reason)
-    try:
-        await parts.guards.state.set_pause(state)
-    except Unavailable as exc:
-        return json_error(503, str(exc))
+    await parts.guards.state.set_pause(state)
     parts.metrics.paused.set(1 if paused else 0)
     word = "paused" if paused else "resumed"
     await parts.audit.record_decision(Context("operator", principal), ActionReport(
         command="pause" if paused else "resume", outcome=word, reason=reason))
     log.warning("actions %s by %s%s", word, principal, f": {reason}" if reason else "")
+    return state
+
+
+async def _switch(request: web.Request, paused: bool) -> web.Response:
+    try:
+        reason = await _reason(request)
+    except ValueError as exc:
+        return json_error(400, str(exc))
+    try:
+        state = await switch(services(request), principal_of(request), paused, reason)
+    except Unavailable as exc:
+        return json_error(503, str(exc))
     return web.json_response(state.describe())
 
 

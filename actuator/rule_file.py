@@ -17,7 +17,8 @@ from jinja2 import TemplateSyntaxError
 
 from .commands import COMMANDS, ArgumentError, CommandSpec
 from .durations import parse_duration
-from .rules import ActionTemplate, Bounds, GuardPolicy, Limits, Rule, RuleSet, TargetTemplate
+from .guard_state import MANUAL_KEY
+from .rules import ActionTemplate, Bounds, GuardPolicy, Limits, ManualPolicy, Rule, RuleSet, TargetTemplate
 from .templating import Compiled, compile_value
 
 SUPPORTED_VERSION = 1
@@ -153,13 +154,14 @@ class _Reader:
     def rule_set(self, document: Any) -> RuleSet:
         if document is None:
             self.fail((), "the rule file is empty; expected a mapping with a 'rules' list")
-        top = self.mapping(document, (), ("version", "defaults", "limits", "allow", "rules"), ("rules",))
+        top = self.mapping(document, (), ("version", "defaults", "limits", "allow", "manual", "rules"), ("rules",))
         version = top.get("version", SUPPORTED_VERSION)
         if version != SUPPORTED_VERSION or isinstance(version, bool):
             self.expect(version, ("version",), f"{SUPPORTED_VERSION}")
         defaults = GuardPolicy().overridden(self.policy(top.get("defaults", {}), ("defaults",), whole=True))
         limits = self.limits(top.get("limits", {}))
         allow = self.allow(top.get("allow", []))
+        manual = self.manual(top["manual"]) if "manual" in top else None
         rules_value = top["rules"]
         if not isinstance(rules_value, list):
             self.expect(rules_value, ("rules",), "a list of rules")
@@ -179,7 +181,7 @@ class _Reader:
             rules.append(rule)
         self.rule_label = None
         return RuleSet(source=self.source, version=version, defaults=defaults, limits=limits, allow=allow,
-                       rules=tuple(rules), warnings=tuple(self.warnings))
+                       rules=tuple(rules), warnings=tuple(self.warnings), manual=manual)
 
     def policy(self, value: Any, path: NodePath, whole: bool) -> dict[str, Any]:
         """Guard settings: the whole ``defaults`` mapping, or the overrides found in a rule."""
@@ -204,6 +206,17 @@ class _Reader:
         if "max_actions_per_hour" not in limits:
             return Limits()
         return Limits(self.count(limits["max_actions_per_hour"], ("limits", "max_actions_per_hour")))
+
+    def manual(self, value: Any) -> ManualPolicy:
+        """``manual: {cooldown, max_actions_per_hour, max_pool, min_pool}``: operators' actions."""
+        path = ("manual",)
+        given = self.mapping(value if value is not None else {}, path,
+                             ("cooldown", "max_actions_per_hour", "max_pool", "min_pool"))
+        policy = GuardPolicy().overridden(self.policy({key: given[key] for key in ("cooldown", "max_actions_per_hour")
+                                                       if key in given}, path, whole=False))
+        bounds = self.bounds({key: given[key] for key in ("max_pool", "min_pool") if key in given}, path,
+                             COMMANDS["pool_grow"])
+        return ManualPolicy(policy, bounds)
 
     def count(self, value: Any, path: NodePath) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -238,6 +251,9 @@ class _Reader:
         name = rule["name"]
         if not isinstance(name, str) or not name.strip():
             self.expect(name, path + ("name",), "a non-empty string")
+        if name.startswith(MANUAL_KEY[0]):
+            self.expect(name, path + ("name",), f"a name not starting with {MANUAL_KEY[0]!r} (reserved: "
+                                                f"{MANUAL_KEY} counts the manual block's actions)")
         if "match" not in rule and "match_re" not in rule:
             self.fail(path, "a rule needs 'match' or 'match_re' (to act on every alert, "
                             "say so: match_re: {alertname: '.+'})")

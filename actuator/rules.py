@@ -63,6 +63,18 @@ class Bounds:
 
 
 @dataclass(frozen=True)
+class ManualPolicy:
+    """The rule file's ``manual`` block: the guards of operators' actions (the console and the
+    Flower API). Without the block they answer only to pause and dry-run."""
+
+    policy: GuardPolicy = field(default_factory=GuardPolicy)
+    bounds: Bounds = field(default_factory=Bounds)
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.policy.describe(), "max_pool": self.bounds.max_pool, "min_pool": self.bounds.min_pool}
+
+
+@dataclass(frozen=True)
 class ActionTemplate:
     index: int
     spec: CommandSpec
@@ -114,14 +126,16 @@ class RuleSet:
     allow: frozenset[str] = frozenset()
     version: int = 1
     warnings: tuple[str, ...] = ()
+    manual: ManualPolicy | None = None
 
     def matching(self, alert: Alert) -> list[Rule]:
         return [rule for rule in self.rules if rule.matches(alert)]
 
     @property
     def longest_cooldown(self) -> float:
-        """The longest cooldown of any rule: how long a send must be remembered."""
-        return max((rule.policy.cooldown_seconds or 0.0 for rule in self.rules), default=0.0)
+        """The longest cooldown of any rule (and of manual actions): how long a send must be remembered."""
+        policies = [rule.policy for rule in self.rules] + ([self.manual.policy] if self.manual else [])
+        return max((policy.cooldown_seconds or 0.0 for policy in policies), default=0.0)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -130,6 +144,7 @@ class RuleSet:
             "defaults": self.defaults.describe(),
             "limits": self.limits.describe(),
             "allow": sorted(self.allow),
+            "manual": self.manual.describe() if self.manual else None,
             "warnings": list(self.warnings),
             "rules": [rule.describe() for rule in self.rules],
         }

@@ -9,6 +9,8 @@ from .audit import AuditLog
 from .auth import Authenticator, Principal
 from .control import RemoteControl
 from .guards import Guards
+from .identity import LoginFlow
+from .login_throttle import LoginThrottle
 from .metrics import ActuatorMetrics
 from .pipeline import Pipeline
 from .rules import RuleSet
@@ -27,6 +29,9 @@ class Services:
     audit: AuditLog
     metrics: ActuatorMetrics
     authenticator: Authenticator
+    throttle: LoginThrottle
+    # The providers people may log in with, by name (``oidc``, ``github``).
+    login_flows: dict[str, LoginFlow]
 
 
 SERVICES = web.AppKey("services", Services)

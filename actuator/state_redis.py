@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -30,13 +31,14 @@ from kombu.utils.url import maybe_sanitize_url
 from redis.exceptions import RedisError, WatchError
 
 from .guard_state import (BUDGET_WINDOW, RUNNING, Claim, Duplicate, Grant, PauseState, Refusal, Reservation,
-                          Snapshot, Stale, StateStoreError, StateUnavailable, judge)
+                          Snapshot, Stale, StateStoreError, StateUnavailable, Usage, judge)
 
 P = ParamSpec("P")
 T = TypeVar("T")
 REDIS_TIMEOUT = 2.0
 # Optimistic transactions retried this often under contention before answering 503.
 MAX_ATTEMPTS = 100
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 _COMPARE_AND_DELETE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -163,6 +165,25 @@ class RedisGuardState:
         await self._compare_and_delete(keys=[self._key("pool", worker)], args=[str(size)])
 
     @_reachable
+    async def usage(self) -> Usage:
+        now = time.time()
+        since = now - BUDGET_WINDOW
+        last: dict[tuple[str, str], float] = {}
+        pair_prefix = self._key("sends", "pair", "")
+        async for key in self._redis.scan_iter(match=_glob(pair_prefix) + "*"):
+            newest = await self._redis.zrange(key, -1, -1, withscores=True)
+            if newest:
+                rule, worker = json.loads(key.decode()[len(pair_prefix):])
+                last[(rule, worker)] = newest[0][1]
+        counts: dict[str, int] = {}
+        rule_prefix = self._key("sends", "rule", "")
+        async for key in self._redis.scan_iter(match=_glob(rule_prefix) + "*"):
+            count = await self._redis.zcount(key, since, "+inf")
+            if count:
+                counts[key.decode()[len(rule_prefix):]] = count
+        return Usage(last, counts, await self._redis.zcount(self._key("sends", "all"), since, "+inf"))
+
+    @_reachable
     async def pause_state(self) -> PauseState:
         stored = await self._redis.get(self._key("pause"))
         return PauseState(**json.loads(stored)) if stored is not None else RUNNING
@@ -177,3 +198,8 @@ class RedisGuardState:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def _glob(text: str) -> str:
+    """``text`` as a literal in a Redis SCAN pattern."""
+    return _GLOB_SPECIAL.sub(r"\\\1", text)

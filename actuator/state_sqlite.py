@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .guard_state import (BUDGET_WINDOW, RUNNING, Claim, Duplicate, Grant, PauseState, Refusal, Reservation,
-                          Snapshot, Stale, StateStoreError, StateUnavailable, judge)
+                          Snapshot, Stale, StateStoreError, StateUnavailable, Usage, judge)
 from .sqlite_file import SqliteFile, transaction
 
 T = TypeVar("T")
@@ -123,6 +123,16 @@ class SqliteGuardState:
     async def forget_pool(self, worker: str, size: int) -> None:
         await self._run(lambda db: db.execute("DELETE FROM pool_sizes WHERE worker = ? AND size = ?",
                                               (worker, size)))
+
+    async def usage(self) -> Usage:
+        def usage(db: sqlite3.Connection) -> Usage:
+            since = time.time() - BUDGET_WINDOW
+            last = {(row[0], row[1]): row[2] for row in db.execute(
+                "SELECT rule, worker, max(at) FROM sends GROUP BY rule, worker")}
+            counts = {row[0]: row[1] for row in db.execute(
+                "SELECT rule, count(*) FROM sends WHERE at > ? GROUP BY rule", (since,))}
+            return Usage(last, counts, sum(counts.values()))
+        return await self._run(usage)
 
     async def pause_state(self) -> PauseState:
         row = await self._run(lambda db: db.execute("SELECT paused, by, at, reason FROM pause").fetchone())

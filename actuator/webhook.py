@@ -12,7 +12,7 @@ from .services import principal_of, services
 REJECTED_BODY_KEPT = 4096
 
 
-@requires(Access.WRITE)
+@requires(Access.WEBHOOK)
 async def webhook(request: web.Request) -> web.Response:
     parts = services(request)
     limit = parts.settings.max_body_bytes

@@ -5,7 +5,7 @@ import base64
 
 import pytest
 
-from actuator.auth import Access, Authenticator, load_bearer_tokens, parse_basic_auth
+from actuator.auth import Access, Authenticator, Principal, load_bearer_tokens, parse_basic_auth
 from actuator.settings import AuthSettings
 
 
@@ -21,22 +21,22 @@ def test_flower_spelling_of_several_users():
         parse_basic_auth("a:b,a:c")
 
 
-def test_basic_and_bearer_credentials():
+async def test_basic_and_bearer_credentials():
     auth = Authenticator(AuthSettings(basic_users={"admin": "secret", "ops": "pässword"},
                                       bearer_tokens=("t0ken-a", "t0ken-b")))
-    assert auth.authenticate(basic("admin", "secret")).describe() == "basic:admin"
-    assert auth.authenticate(basic("ops", "pässword")).describe() == "basic:ops"
-    assert auth.authenticate("Bearer t0ken-b").describe() == "bearer:token#2"
-    for header in (None, "", basic("admin", "wrong"), basic("nobody", "secret"), basic("admin", ""),
+    assert (await auth.authenticate(basic("admin", "secret"))).describe() == "basic:admin"
+    assert (await auth.authenticate(basic("ops", "pässword"))).describe() == "basic:ops"
+    assert (await auth.authenticate("Bearer t0ken-b")).describe() == "bearer:token#2"
+    for header in ("", basic("admin", "wrong"), basic("nobody", "secret"), basic("admin", ""),
                    "Basic !!!", "Basic " + base64.b64encode(b"no-colon").decode(), "Bearer nope",
                    "Bearer ", "Digest abc", basic("admin", "secret") + "x"):
-        assert auth.authenticate(header) is None, header
+        assert not isinstance(await auth.authenticate(header), Principal), header
     assert auth.challenge() == {"WWW-Authenticate": 'Basic realm="celery-autopilot", Bearer realm="celery-autopilot"'}
 
 
 def test_what_needs_credentials():
     on = Authenticator(AuthSettings(basic_users={"a": "b"}))
-    assert [on.needs_credentials(a) for a in Access] == [False, False, True, True]
+    assert [on.needs_credentials(a) for a in Access] == [False, False, True, True, True]
     strict = Authenticator(AuthSettings(basic_users={"a": "b"}, protect_metrics=True))
     assert strict.needs_credentials(Access.METRICS)
     off = Authenticator(AuthSettings(enabled=False))

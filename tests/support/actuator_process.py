@@ -15,9 +15,16 @@ from .workers import ROOT
 
 
 class ActuatorProcess:
-    def __init__(self, rules: Path, broker_url: str, *args: str, audit_db: Path | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+    """``verify`` (a CA file) and ``cert`` (a client certificate and key) are what HTTPS requests to
+    it need when ``args`` include ``--certfile`` (and ``--client-ca``). ``port`` is a free one
+    unless given (a login callback registered at a provider must know it beforehand)."""
+
+    def __init__(self, rules: Path, broker_url: str, *args: str, audit_db: Path | None = None,
+                 verify: Path | None = None, cert: tuple[Path, Path] | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"{'https' if '--certfile' in args else 'http'}://127.0.0.1:{self.port}"
+        self.verify = str(verify) if verify else True
+        self.cert = tuple(map(str, cert)) if cert else None
         self.audit_db = audit_db or Path(tempfile.mkdtemp(prefix="actuator-")) / "audit.sqlite3"
         self.log = Path(tempfile.mkstemp(prefix="actuator-", suffix=".log")[1])
         self.command = [
@@ -34,7 +41,8 @@ class ActuatorProcess:
         def healthy() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"actuator exited with {self.proc.returncode}:\n{self.log_text()}")
-            return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            return requests.get(f"{self.url}/healthz", timeout=1, verify=self.verify,
+                                cert=self.cert).status_code == 200
         wait_for(healthy, timeout=timeout, interval=0.1, what=f"actuator on port {self.port}")
         return self
 
