@@ -4,11 +4,10 @@ from __future__ import annotations
 import pytest
 
 from exporter.aggregates import Aggregates, exception_label
-from exporter.decode import from_dict
 from exporter.liveness import Liveness
 from exporter.processor import EventProcessor
 from exporter.settings import DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_RUNTIME_BUCKETS
-from tests.exporter.captures import capture, envelope
+from tests.exporter.captures import capture, envelope, event
 
 
 def make(**kwargs) -> tuple[Aggregates, EventProcessor]:
@@ -134,18 +133,18 @@ LIVENESS = Liveness(heartbeat_timeout=None, inspect_interval=5, inspect_timeout=
 def test_worker_is_down_after_three_missed_heartbeats_or_at_once_when_offline():
     aggregates, processor = make()
     beat = {"type": "worker-heartbeat", "hostname": "w@h", "freq": 2.0, "active": 1, "timestamp": 1.0}
-    aggregates.apply(from_dict(beat), now=1000.0)
+    aggregates.apply(event(beat), now=1000.0)
     worker = aggregates.workers["w@h"]
     heard = aggregates.last_heard["w@h"]
     assert LIVENESS.is_up(worker, heard, None, now=1006.0)
     assert not LIVENESS.is_up(worker, heard, None, now=1006.1)
-    aggregates.apply(from_dict({**beat, "type": "worker-offline"}), now=1001.0)
+    aggregates.apply(event({**beat, "type": "worker-offline"}), now=1001.0)
     assert not LIVENESS.is_up(worker, aggregates.last_heard["w@h"], None, now=1001.0)
 
 
 def test_auto_timeout_is_capped_at_a_minute_and_flag_overrides_it():
     worker = make()[0]
-    worker.apply(from_dict({"type": "worker-online", "hostname": "w@h", "freq": 300.0, "timestamp": 1.0}), now=0.0)
+    worker.apply(event({"type": "worker-online", "hostname": "w@h", "freq": 300.0, "timestamp": 1.0}), now=0.0)
     events = worker.workers["w@h"]
     assert LIVENESS.is_up(events, 0.0, None, now=60.0) and not LIVENESS.is_up(events, 0.0, None, now=60.5)
     fixed = Liveness(heartbeat_timeout=10, inspect_interval=5, inspect_timeout=1, purge_after=100)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 
 import pytest
 import redis
 from celery import Celery
 from celery.utils.nodenames import anon_nodename
 
+from tests.exporter.captures import envelope
 from tests.exporter.promtool import promtool_findings
 from tests.support.exporter import start_exporter
 from tests.support.polling import wait_for
@@ -145,27 +147,44 @@ def test_garbage_on_the_events_channel_is_counted_and_good_events_still_counted(
     good_before = before.value("celery_task_succeeded_total", name="demo.add",
                                hostname=mix_worker.name, queue_name="mix") or 0
     channel = f"/{db}.celeryev/task.multi"
-    garbage = {
-        "invalid_json": b"{this is not json",
-        "bad_envelope": b'["an", "array"]',
-        "bad_base64": b'{"body": "@@@", "content-type": "application/json", "properties": {"body_encoding": "base64"}}',
-        "too_large": b'{"body": "' + b"A" * 2_000_000 + b'"}',
-        "missing_field": b'{"body": "{\\"type\\": \\"task-started\\"}", "content-type": "application/json", "properties": {}}',
-        "wrong_type": b'{"body": "{\\"type\\": \\"task-started\\", \\"hostname\\": 1, \\"timestamp\\": 1}", "content-type": "application/json", "properties": {}}',
-    }
-    for payload in garbage.values():
-        assert client.publish(channel, payload) == 1, "the exporter is not subscribed"
+    garbage = [
+        ("invalid_json", b"{this is not json"),
+        ("invalid_json", b'{"body": "\xff", "content-type": "application/json", "properties": {}}'),
+        ("too_deep", b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+        ("bad_envelope", b'["an", "array"]'),
+        ("bad_base64", b'{"body": "@@@", "content-type": "application/json", "properties": {"body_encoding": "base64"}}'),
+        ("too_large", b'{"body": "' + b"A" * 2_000_000 + b'"}'),
+        ("missing_field", b'{"body": "{\\"type\\": \\"task-started\\"}", "content-type": "application/json", "properties": {}}'),
+        ("wrong_type", b'{"body": "{\\"type\\": \\"task-started\\", \\"hostname\\": 1, \\"timestamp\\": 1}", "content-type": "application/json", "properties": {}}'),
+    ]
+    # Good messages around the bad ones in one pipelined write, so that they reach the exporter in
+    # the same socket reads: none may be lost with a bad neighbour.
+    pipe = client.pipeline(transaction=False)
+    for i in range(5):
+        pipe.publish(channel, sent_event(f"before-{i}", "garbage.before"))
+    for _, payload in garbage:
+        pipe.publish(channel, payload)
+    for i in range(50):
+        pipe.publish(channel, sent_event(f"after-{i}", "garbage.after"))
+    assert all(receivers == 1 for receivers in pipe.execute()), "the exporter is not subscribed (or a bad message cut its connection)"
+    exporter.wait_metric("celery_task_sent_total", 50, name="garbage.after")
     app.send_task("demo.add", args=(2, 2), queue="mix")
-    exporter.wait_metric("celery_task_succeeded_total", good_before + 1, name="demo.add",
-                         hostname=mix_worker.name, queue_name="mix")
-    after = wait_for(lambda: (m := exporter.metrics()).value(
-        "celery_exporter_decode_errors_total", reason="wrong_type") > (before.value(
-            "celery_exporter_decode_errors_total", reason="wrong_type")) and m, what="decode errors")
-    for reason in garbage:
+    after = exporter.wait_metric("celery_task_succeeded_total", good_before + 1, name="demo.add",
+                                 hostname=mix_worker.name, queue_name="mix")
+    assert after.value("celery_task_sent_total", name="garbage.before") == 5
+    for reason, expected in Counter(reason for reason, _ in garbage).items():
         delta = (after.value("celery_exporter_decode_errors_total", reason=reason)
                  - before.value("celery_exporter_decode_errors_total", reason=reason))
-        assert delta == 1, f"{reason}: counted {delta} times"
+        assert delta == expected, f"{reason}: counted {delta} times, expected {expected}"
+    assert after.value("celery_exporter_decode_errors_total", reason="internal") == 0
+    assert (after.value("celery_exporter_source_errors_total", source="events")
+            == before.value("celery_exporter_source_errors_total", source="events")), "the connection was dropped"
     assert exporter.proc.poll() is None
+
+
+def sent_event(uuid: str, name: str) -> bytes:
+    return envelope({"type": "task-sent", "hostname": "gen1@garbage", "uuid": uuid, "name": name,
+                     "queue": "garbage", "timestamp": time.time()}, routing_key="task.sent")
 
 
 def test_promtool_finds_nothing_in_a_real_scrape(exporter, mix_worker):
