@@ -15,7 +15,7 @@ import threading
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timezone
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -62,11 +62,29 @@ def exception_label(exception: object) -> str:
 
 
 def eta_timestamp(eta: str) -> float | None:
-    """POSIX time of a task-sent ``eta`` (ISO 8601), or None when it does not parse."""
+    """POSIX time of an ``eta`` (ISO 8601), or None when it does not parse.
+
+    Celery sends an eta with its UTC offset, except the naive datetime a caller passed itself as
+    ``eta=``, which workers read in the app's timezone: UTC unless the app turns ``enable_utc``
+    off, so UTC here, whatever the exporter's own timezone. Python 3.10 does not read a ``Z``.
+    """
     try:
-        return datetime.fromisoformat(eta).timestamp()
+        when = datetime.fromisoformat(eta[:-1] + "+00:00" if eta.endswith("Z") else eta)
     except ValueError:
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
+def wait_base(timestamp: float, eta: str | None) -> float:
+    """When a task's wait in the queue began: when it was sent or received, or its eta if later
+    (a task with a countdown is not waiting for a worker before its eta)."""
+    if eta is not None:
+        eta_at = eta_timestamp(eta)
+        if eta_at is not None and eta_at > timestamp:
+            return eta_at
+    return timestamp
 
 
 class TaskSeries:
@@ -185,13 +203,7 @@ class Aggregates:
     def _sent(self, event: TaskSent, hostname: str) -> None:
         name = event.name
         queue = event.queue or event.routing_key or UNKNOWN
-        base = event.timestamp
-        eta = event.eta
-        if eta is not None:
-            eta_at = eta_timestamp(eta)
-            if eta_at is not None and eta_at > base:
-                base = eta_at
-        self._track(event.uuid, (name, queue, base, None))
+        self._track(event.uuid, (name, queue, wait_base(event.timestamp, event.eta), None))
         self._count(hostname, name, queue, SENT)
 
     def _received(self, event: TaskReceived, hostname: str) -> None:
@@ -199,8 +211,14 @@ class Aggregates:
         uuid = event.uuid
         entry = self.in_flight.get(uuid)
         if entry is None:
+            # No task-sent (Celery's default): the wait is counted from the receipt, or the eta.
             queue = self.single_queues.get(hostname, UNKNOWN)
-            self._track(uuid, (name, queue, event.timestamp, None))
+            self._track(uuid, (name, queue, wait_base(event.timestamp, event.eta), None))
+        elif entry[3] is not None:
+            # The task already started once: this is a retry or a redelivery without a task-sent
+            # of its own, whose wait begins now (or at its countdown's eta), not at the first one.
+            queue = entry[1]
+            self._track(uuid, (name, queue, wait_base(event.timestamp, event.eta), None))
         else:
             queue = entry[1]
         self._count(hostname, name, queue, RECEIVED)
@@ -213,8 +231,13 @@ class Aggregates:
         started_at = event.timestamp
         entry = self.in_flight.get(uuid)
         if entry is None:
-            name, queue, base = UNKNOWN, self.single_queues.get(hostname, UNKNOWN), None
-            self._track(uuid, (name, queue, None, started_at))
+            late = self.finished.get(uuid)
+            if late is None:
+                name, queue, base = UNKNOWN, self.single_queues.get(hostname, UNKNOWN), None
+                self._track(uuid, (name, queue, None, started_at))
+            else:
+                # Flushed by its pool process after the task's end: not in flight any more.
+                name, queue, base = late[0], late[1], late[2]
         else:
             name, queue, base = entry[0], entry[1], entry[2]
             self.in_flight[uuid] = (name, queue, base, started_at)
@@ -283,6 +306,11 @@ class Aggregates:
 
     def _track(self, uuid: str, entry: tuple[str, str, float | None, float | None]) -> None:
         in_flight = self.in_flight
+        if uuid in in_flight:
+            # Sent or received again (a retry): the newest now, the last to be evicted.
+            in_flight[uuid] = entry
+            in_flight.move_to_end(uuid)
+            return
         in_flight[uuid] = entry
         if len(in_flight) > self.max_tasks_in_flight:
             in_flight.popitem(last=False)

@@ -63,6 +63,7 @@ class TaskSent(TaskEvent, tag="task-sent"):
 
 class TaskReceived(TaskEvent, tag="task-received"):
     name: str
+    eta: Union[str, None] = None
 
 
 class TaskStarted(TaskEvent, tag="task-started"):

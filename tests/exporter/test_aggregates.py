@@ -1,9 +1,11 @@
 """Events -> counters, histograms and liveness, fed through the real decode path."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from exporter.aggregates import Aggregates, exception_label
+from exporter.aggregates import Aggregates, eta_timestamp, exception_label
 from exporter.liveness import Liveness
 from exporter.processor import EventProcessor
 from exporter.settings import DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_RUNTIME_BUCKETS
@@ -101,6 +103,79 @@ def test_queue_wait_counts_from_eta_and_queue_falls_back_to_routing_key():
     ]))
     series = aggregates.series[("w@h", "t.a", "rk")]
     assert series.wait_sum == pytest.approx(30.0)
+
+
+def received(uuid: str, ts: float, **extra) -> dict:
+    return {"type": "task-received", "hostname": "w@h", "uuid": uuid, "name": "t.a", "timestamp": ts, **extra}
+
+
+def started(uuid: str, ts: float) -> dict:
+    return {"type": "task-started", "hostname": "w@h", "uuid": uuid, "timestamp": ts}
+
+
+def test_without_task_sent_a_countdown_waits_from_its_eta():
+    aggregates, processor = make()
+    processor.feed(envelope([received("1", 40.0, eta="1970-01-01T00:01:40+00:00"), started("1", 100.5)]))
+    series = aggregates.series[("w@h", "t.a", "unknown")]
+    assert (sum(series.wait), series.wait_sum) == (1, pytest.approx(0.5))
+
+
+def test_without_task_sent_a_retry_waits_from_its_own_receipt_or_eta():
+    aggregates, processor = make()
+    processor.feed(envelope([
+        received("1", 10.0), started("1", 11.0),
+        {"type": "task-retried", "hostname": "w@h", "uuid": "1", "timestamp": 11.5},
+        received("1", 12.0, eta="1970-01-01T00:03:00+00:00"), started("1", 181.0),  # retry, countdown to 180
+        {"type": "task-succeeded", "hostname": "w@h", "uuid": "1", "runtime": 0.1, "timestamp": 181.1},
+        received("1", 200.0), started("1", 200.25),  # redelivered after its end
+    ]))
+    series = aggregates.series[("w@h", "t.a", "unknown")]
+    assert (sum(series.wait), series.wait_sum) == (3, pytest.approx(1.0 + 1.0 + 0.25))
+
+
+def test_with_task_sent_a_retry_waits_from_its_own_task_sent():
+    aggregates, processor = make()
+    processor.feed(envelope([sent("1", ts=10.0), received("1", 10.5), started("1", 11.0),
+                             received("1", 12.0), sent("1", ts=11.9), started("1", 12.4)]))
+    series = aggregates.series[("w@h", "t.a", "q")]
+    assert (sum(series.wait), series.wait_sum) == (2, pytest.approx(1.0 + 0.5))
+
+
+def test_task_started_arriving_after_the_tasks_end_keeps_name_and_queue():
+    aggregates, processor = make()
+    events = lifecycle("1")
+    processor.feed(envelope([events[0], events[1], events[3], events[2]]))
+    assert set(aggregates.series) == {("gen1@h", "t.a", "q"), ("w@h", "t.a", "q")}
+    series = aggregates.series[("w@h", "t.a", "q")]
+    assert series.counts[2] == 1 and series.wait_sum == pytest.approx(2.0)
+    assert len(aggregates.in_flight) == 0
+
+
+def test_a_task_sent_again_is_the_last_to_be_evicted():
+    aggregates, processor = make(max_tasks_in_flight=2)
+    processor.feed(envelope([sent("a"), sent("b"), sent("a"), sent("c")]))
+    assert list(aggregates.in_flight) == ["a", "c"]
+
+
+@pytest.fixture
+def eastern_local_time(monkeypatch):
+    """The exporter's local timezone is not UTC."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("eta, expected", [
+    ("1970-01-01T00:01:40+00:00", 100.0),
+    ("1970-01-01T01:01:40+01:00", 100.0),
+    ("1970-01-01T00:01:40Z", 100.0),
+    ("1970-01-01T00:01:40", 100.0),  # naive: UTC, as Celery's workers read it by default
+    ("next tuesday", None),
+])
+def test_eta_is_read_with_its_offset_and_naive_as_utc(eastern_local_time, eta, expected):
+    assert eta_timestamp(eta) == expected
 
 
 def test_task_seen_without_task_sent_takes_the_workers_single_queue():

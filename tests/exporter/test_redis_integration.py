@@ -20,6 +20,7 @@ from tests.support.exporter import start_exporter
 from tests.support.polling import wait_for
 
 HEARTBEAT_TIMEOUT = 3.0
+COUNTDOWN = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +89,29 @@ def test_known_mix_counts_every_state(exporter, app, mix_worker):
     # Nothing lost its queue: every task series is labelled with the queue the task went to.
     assert {l["queue_name"] for l, _ in metrics.matching("celery_task_started_total")} == {"mix"}
     assert metrics.value("celery_exporter_tasks_in_flight") == 0
+
+
+def test_queue_wait_without_task_sent_counts_from_the_eta_and_from_each_retry(exporter, module_broker_url,
+                                                                           module_worker_factory):
+    """Celery's default: no task-sent, from the producer nor from the worker's retries."""
+    worker = module_worker_factory("nosent@autopilot-test", queues=["nosent"], concurrency=2,
+                                   env={"DEMO_SENT_EVENTS": "0"})
+    exporter.wait_metric("celery_worker_consumer", 1, hostname=worker.name, queue_name="nosent")
+    producer = Celery("nosent-producer", broker=module_broker_url, set_as_current=False)
+    try:
+        producer.send_task("demo.add", args=(1, 1), queue="nosent", countdown=COUNTDOWN)
+        producer.send_task("demo.retry_later", args=(1, COUNTDOWN), queue="nosent")
+    finally:
+        producer.close()
+    labels = {"hostname": worker.name, "queue_name": "nosent"}
+    exporter.wait_metric("celery_task_succeeded_total", 1, name="demo.add", **labels)
+    metrics = exporter.wait_metric("celery_task_succeeded_total", 1, name="demo.retry_later", **labels)
+    assert metrics.value("celery_task_sent_total", queue_name="nosent") is None, "task-sent events were sent"
+    for name, starts in [("demo.add", 1), ("demo.retry_later", 2)]:
+        assert metrics.value("celery_task_queue_wait_time_count", name=name, **labels) == starts
+        # An idle worker starts a task at its eta: its wait is near 0, not the countdown.
+        wait = metrics.value("celery_task_queue_wait_time_sum", name=name, **labels)
+        assert wait < COUNTDOWN / 2, f"{name} waited {wait:.2f}s in all, counted from before its eta"
 
 
 def test_priority_backlog_is_counted_in_full_and_consumers_match_workers(exporter, app, mix_worker,
