@@ -170,7 +170,8 @@ class Aggregates:
         self.in_flight: OrderedDict[str, tuple[str, str, float | None, float | None]] = OrderedDict()
         self.finished: OrderedDict[str, tuple[str, str, float | None, float | None]] = OrderedDict()
         self.workers: dict[str, WorkerEvents] = {}
-        # hostname -> time.monotonic() of the last event from it: liveness and purging.
+        # hostname -> the processor's clock (EventClock) at the last event from it: liveness and
+        # purging.
         self.last_heard: dict[str, float] = {}
         # hostname -> the one queue a worker consumes, from inspection: the queue of a task whose
         # task-sent was never seen.

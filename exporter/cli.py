@@ -125,6 +125,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_message_bytes", _positive_int, "1048576", "Larger event messages are skipped (reason too_large)."),
     Option("enable_events", _bool, "false", "Broadcast `enable_events` to all workers every inspection round."),
     Option("reconnect_max_delay", _positive_float, "10", "Cap of the exponential reconnect backoff (seconds)."),
+    Option("broker_heartbeat", _positive_float, "5", "Seconds of silence after which the events connection "
+           "is probed (Redis: PING; AMQP: heartbeat frames); with no answer within as long again it is "
+           "dropped and made anew."),
     Option("log_level", _choice(LOG_LEVELS, upper=True), "INFO", "DEBUG, INFO, WARNING or ERROR."),
     Option("log_format", _choice(LOG_FORMATS), "text", "`text` or `json` (one JSON object per line)."),
 )

@@ -5,11 +5,17 @@ is disconnected by Redis (losing events), so on redis:// and rediss:// the expor
 itself. kombu publishes fanout messages to ``{global_keyprefix}/{db}.{exchange}/{routing_key}``
 when ``fanout_patterns`` is on (the default) and to ``{global_keyprefix}/{db}.{exchange}`` when it
 is off; both are subscribed, and no message is published to both.
+
+A connection can die without being closed (a NAT or firewall forgets it, a host vanishes): reads
+then simply time out, forever. So a connection silent for ``heartbeat`` seconds gets a PING
+(allowed while subscribed), and one that does not answer within as long again is dropped and
+made anew. Workers send heartbeats every 2 s, so a live cluster's connection is rarely pinged.
 """
 from __future__ import annotations
 
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from threading import Event
@@ -19,6 +25,7 @@ import hiredis
 from redis.connection import parse_url
 
 from .processor import EventProcessor
+from .reconnect import SilentConnection
 
 READ_SIZE = 1 << 18
 # How often a blocked read wakes up to look at the stop flag.
@@ -62,6 +69,9 @@ def channels(db: int, exchange: str, key_prefix: str) -> tuple[str, str]:
     return base + "/*", base
 
 
+_PING = b"*1\r\n$4\r\nPING\r\n"
+
+
 def encode_command(*args: str) -> bytes:
     out = [b"*%d\r\n" % len(args)]
     for arg in args:
@@ -70,19 +80,30 @@ def encode_command(*args: str) -> bytes:
     return b"".join(out)
 
 
+def keep_alive(sock: socket.socket, idle: float) -> None:
+    """TCP keepalive probes after ``idle`` seconds of silence (the OS default waits two hours),
+    where the platform lets us set it; the PING above is what detects a dead peer everywhere."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    seconds = max(1, round(idle))
+    for option, value in (("TCP_KEEPIDLE", seconds), ("TCP_KEEPINTVL", seconds), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, option):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
 class RedisEventSession:
     """One connection's life: connect, authenticate, subscribe, feed payloads until it breaks."""
 
     def __init__(self, target: RedisTarget, processor: EventProcessor, exchange: str,
-                 key_prefix: str, stop: Event) -> None:
+                 key_prefix: str, heartbeat: float, stop: Event) -> None:
         self.target = target
         self.processor = processor
         self.pattern, self.channel = channels(target.db, exchange, key_prefix)
+        self.heartbeat = heartbeat
         self.stop = stop
 
     def _connect(self) -> socket.socket:
         sock = socket.create_connection((self.target.host, self.target.port), timeout=CONNECT_TIMEOUT)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        keep_alive(sock, self.heartbeat)
         if self.target.tls:
             context = ssl.create_default_context()
             if not self.target.verify_tls:
@@ -123,13 +144,28 @@ class RedisEventSession:
         feed_many = self.processor.feed_many
         recv = sock.recv
         gets = reader.gets
+        heartbeat = self.heartbeat
+        # Since when nothing came (None: data came in the last read), and when a PING went out.
+        silent_since: float | None = None
+        pinged_at: float | None = None
         while not self.stop.is_set():
             try:
                 data = recv(READ_SIZE)
             except (socket.timeout, ssl.SSLWantReadError):
+                now = time.monotonic()
+                if silent_since is None:
+                    silent_since = now - READ_TIMEOUT
+                if pinged_at is None:
+                    if now - silent_since >= heartbeat:
+                        sock.sendall(_PING)
+                        pinged_at = now
+                elif now - pinged_at >= heartbeat:
+                    raise SilentConnection(f"Redis did not answer a PING within {heartbeat:g}s: "
+                                           "the connection is dead", since=silent_since)
                 continue
             if not data:
                 raise ConnectionError("Redis closed the connection")
+            silent_since = pinged_at = None
             reader.feed(data)
             payloads = []
             reply = gets()

@@ -1,13 +1,16 @@
 """When a worker counts as up, and when a gone host is forgotten.
 
 A worker is up when it was heard from (any event, or an inspection reply) within its timeout and
-its last word was not worker-offline. The timeout is the heartbeat timeout for workers that send
+its last word was not worker-offline. Silence is measured on ``clock``, which stands still while
+the events consumer is disconnected (``event_clock``). The timeout is the heartbeat timeout for workers that send
 events; a worker that never sent one is only heard by inspection, so it gets at least two
 inspection rounds. A host (worker or task producer) that is not up and was not heard from for
 ``purge_after`` seconds loses every series.
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .aggregates import WorkerEvents
@@ -24,6 +27,8 @@ class Liveness:
     inspect_interval: float
     inspect_timeout: float
     purge_after: float
+    # When hosts were heard from is recorded on this clock, and their silence measured on it.
+    clock: Callable[[], float] = time.monotonic
 
     def is_up(self, worker: WorkerEvents | None, last_heard: float | None,
               answered_at: float | None, now: float) -> bool:

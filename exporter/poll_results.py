@@ -39,7 +39,7 @@ class PollResults:
     lock: threading.Lock = field(default_factory=threading.Lock)
     stats: dict[str, WorkerStats] = field(default_factory=dict)
     consumed: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # hostname -> time.monotonic() of its last inspection reply.
+    # hostname -> Liveness.clock() time of its last inspection reply.
     answered_at: dict[str, float] = field(default_factory=dict)
     queues: dict[str, QueueDepth] = field(default_factory=dict)
     sources: dict[str, SourceHealth] = field(default_factory=dict)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from . import decode
 from .aggregates import Aggregates
@@ -24,8 +24,11 @@ _LOGGED_BYTES = 200
 
 
 class EventProcessor:
-    def __init__(self, aggregates: Aggregates, max_message_bytes: int = 1_048_576) -> None:
+    def __init__(self, aggregates: Aggregates, max_message_bytes: int = 1_048_576,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock`` stamps when each host was last heard from (see ``event_clock``)."""
         self.aggregates = aggregates
+        self.clock = clock
         self.lock = aggregates.lock
         self.max_message_bytes = max_message_bytes
         # Counted by struct class on the hot path, named by event type when read.
@@ -45,12 +48,12 @@ class EventProcessor:
     def feed(self, raw: bytes | str) -> None:
         """One Redis pub/sub payload (kombu's JSON envelope)."""
         with self.lock:
-            self._feed(raw, time.monotonic())
+            self._feed(raw, self.clock())
 
     def feed_many(self, raws: Iterable[bytes | str]) -> None:
         """Several payloads under one lock acquisition: what one socket read delivered."""
         with self.lock:
-            now = time.monotonic()
+            now = self.clock()
             for raw in raws:
                 self._feed(raw, now)
 
@@ -65,7 +68,7 @@ class EventProcessor:
                 self._error(decode.TOO_LARGE)
                 return
             try:
-                self._apply(decode.body_events(body, self._error), time.monotonic())
+                self._apply(decode.body_events(body, self._error), self.clock())
             except Exception:  # noqa: BLE001 - one message must never stop the consumer
                 self._internal_error(body)
 

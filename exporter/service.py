@@ -14,6 +14,7 @@ from celery import Celery
 from kombu import Connection
 
 from .aggregates import Aggregates
+from .event_clock import EventClock
 from .events_kombu import KombuEventSession
 from .events_redis import RedisEventSession, RedisTarget, is_redis_url
 from .housekeeping import Housekeeping
@@ -51,10 +52,11 @@ class Exporter:
             task_allow=settings.task_allow, task_deny=settings.task_deny,
             max_series=settings.max_series, max_tasks_in_flight=settings.max_tasks_in_flight,
         )
-        self.processor = EventProcessor(self.aggregates, settings.max_message_bytes)
+        self.clock = EventClock()
+        self.processor = EventProcessor(self.aggregates, settings.max_message_bytes, self.clock)
         self.polls = PollResults()
         self.liveness = Liveness(settings.heartbeat_timeout, settings.inspect_interval,
-                                 settings.inspect_timeout, settings.purge_after)
+                                 settings.inspect_timeout, settings.purge_after, self.clock)
         transport_options = {"global_keyprefix": settings.redis_key_prefix} if settings.redis_key_prefix else {}
         self.app = Celery("autopilot-exporter", broker=settings.broker_url, set_as_current=False)
         self.app.conf.broker_transport_options = transport_options
@@ -64,12 +66,13 @@ class Exporter:
         if redis:
             self.event_session: Callable[[Callable[[], None]], None] = RedisEventSession(
                 RedisTarget.from_url(settings.broker_url), self.processor, settings.events_exchange,
-                settings.redis_key_prefix, self.stop_event)
+                settings.redis_key_prefix, settings.broker_heartbeat, self.stop_event)
             queue_depth: Poller = RedisQueueDepth(settings.broker_url, settings.redis_key_prefix,
                                                   self.polls, settings.queues)
         else:
             self.event_session = KombuEventSession(settings.broker_url, transport_options, self.processor,
-                                                   settings.events_exchange, self.stop_event)
+                                                   settings.events_exchange, settings.broker_heartbeat,
+                                                   self.stop_event)
             queue_depth = KombuQueueDepth(settings.broker_url, transport_options, self.polls, settings.queues)
         inspection = WorkerInspection(self.app, self.aggregates, self.polls, self.liveness,
                                       settings.inspect_timeout, settings.discovery_interval,
@@ -85,7 +88,7 @@ class Exporter:
     def start(self) -> None:
         self.threads.append(threading.Thread(
             target=run_with_reconnect, name="events", daemon=True,
-            args=(EVENTS_SOURCE, self.event_session, self.polls, self.stop_event,
+            args=(EVENTS_SOURCE, self.event_session, self.polls, self.clock, self.stop_event,
                   self.settings.reconnect_max_delay)))
         for poller, interval, polls in self.pollers:
             self.threads.append(threading.Thread(

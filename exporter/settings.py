@@ -46,6 +46,7 @@ class Settings:
     max_message_bytes: int = 1_048_576
     enable_events: bool = False
     reconnect_max_delay: float = 10.0
+    broker_heartbeat: float = 5.0
     log_level: str = "INFO"
     log_format: str = "text"
 

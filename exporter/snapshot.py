@@ -5,7 +5,6 @@ the locks are released before any text is produced.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from .aggregates import Aggregates, TaskCopy
@@ -62,7 +61,7 @@ def take_snapshot(aggregates: Aggregates, processor: EventProcessor, polls: Poll
         in_flight = len(aggregates.in_flight)
         evicted = aggregates.in_flight_evicted
     polled = polls.copy()
-    now = time.monotonic()
+    now = liveness.clock()
 
     workers = []
     for hostname in sorted(set(worker_events) | set(polled.stats) | set(polled.consumed)):

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from exporter.aggregates import Aggregates, eta_timestamp, exception_label
+from exporter.event_clock import EventClock
 from exporter.liveness import Liveness
 from exporter.processor import EventProcessor
 from exporter.settings import DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_RUNTIME_BUCKETS
@@ -250,3 +251,26 @@ def test_retried_arriving_after_the_retrys_success_keeps_name_and_queue():
     processor.feed(envelope({"type": "task-retried", "hostname": "w@h", "uuid": "1", "timestamp": 103.0}))
     assert aggregates.series[("w@h", "t.a", "q")].counts[4] == 1
     assert ("w@h", "unknown", "unknown") not in aggregates.series
+
+
+def test_the_liveness_clock_stands_still_while_disconnected():
+    now = [100.0]
+    clock = EventClock(lambda: now[0])
+    liveness = Liveness(heartbeat_timeout=5, inspect_interval=5, inspect_timeout=1, purge_after=30, clock=clock)
+    aggregates, processor = make()
+    processor.clock = clock
+    processor.feed(envelope({"type": "worker-heartbeat", "hostname": "w@h", "freq": 2.0, "timestamp": 1.0}))
+    worker, heard = aggregates.workers["w@h"], aggregates.last_heard["w@h"]
+    now[0] = 104.0
+    clock.stop()  # cut off 4 s after the last heartbeat
+    now[0] = 1000.0
+    assert clock() == 104.0
+    assert liveness.is_up(worker, heard, None, clock())
+    assert liveness.gone(*aggregates.copy_workers(), {}, clock()) == set()
+    clock.start()  # back: silence resumes counting from 4 s
+    now[0] = 1000.9
+    assert liveness.is_up(worker, heard, None, clock())
+    now[0] = 1001.1
+    assert not liveness.is_up(worker, heard, None, clock())
+    clock.start()
+    assert clock() == pytest.approx(105.1)
