@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from itertools import accumulate
 
-from .aggregates import STATES, TaskCopy, escape_label_value
+from .aggregates import RECEIVED, STATES, TaskCopy, escape_label_value
 from .decode import REASONS
 from .snapshot import QueueView, Snapshot, WorkerView
 
@@ -51,6 +51,10 @@ _Block = tuple[int, float, str]
 class Renderer:
     """Renders snapshots; remembers each histogram's text until its count or sum changes.
 
+    A series is rendered with all seven state counters, zeros included, from its first event, and
+    with both histograms (at 0 until observed) once a worker has received the task: so rate() and
+    increase() count the first event of each kind.
+
     Histograms are most of a large scrape (17 lines per series), and between two scrapes many
     series see no event at all; their text is reused instead of rebuilt. The cache holds only
     the series of the last snapshot, so it is bounded like the series themselves.
@@ -85,7 +89,8 @@ class Renderer:
         for t in tasks:
             buckets, total = values(t)
             count = sum(buckets)
-            if not count:
+            if not count and not any(t.counts[RECEIVED:]):
+                # Only task-sent so far (a producer's series): no histogram will ever fill.
                 continue
             labels = t.labels
             block = previous.get(labels)
@@ -104,7 +109,9 @@ def _render_tasks(out: list[str], tasks: list[TaskCopy]) -> None:
         name = f"celery_task_{state}_total"
         _header(out, name, "counter", _TASK_HELP[state])
         prefix = name + "{"
-        out.extend([f"{prefix}{t.labels}}} {t.counts[index]}\n" for t in tasks if t.counts[index]])
+        # Zeros too: rate() and increase() see a counter's first increment only if it was
+        # scraped before at 0 (`failed` can only start at its first failure, for its label).
+        out.extend([f"{prefix}{t.labels}}} {t.counts[index]}\n" for t in tasks])
     _header(out, "celery_task_failed_total", "counter", "Tasks that failed, by exception class name.")
     for t in tasks:
         for exception, count in t.failed:

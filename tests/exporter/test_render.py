@@ -1,7 +1,7 @@
 """The hand-written exposition: parseable, escaped, cumulative, and clean under promtool."""
 from __future__ import annotations
 
-from exporter.aggregates import Aggregates
+from exporter.aggregates import STATES, Aggregates
 from exporter.liveness import Liveness
 from exporter.poll_results import PollResults, QueueDepth, WorkerStats
 from exporter.processor import EventProcessor
@@ -96,3 +96,22 @@ def test_reused_histogram_text_follows_new_observations():
         first.matching("celery_task_runtime_bucket", hostname="b@h")
     aggregates.purge_hostnames({"b@h"})
     assert scrape().matching("celery_task_runtime_count", hostname="b@h") == []
+
+
+def test_counters_are_rendered_from_0_and_histograms_from_receipt():
+    """rate() and increase() only see a first increment that follows a scrape at 0."""
+    metrics = Metrics(rendered([envelope([
+        {"type": "task-sent", "hostname": "gen1@h", "uuid": "1", "name": "t.a", "queue": "q", "timestamp": 1.0},
+        {"type": "task-received", "hostname": "w@h", "uuid": "1", "name": "t.a", "timestamp": 2.0},
+    ])]))
+    expected = {"gen1@h": {"sent": 1}, "w@h": {"received": 1}}
+    for state in STATES:
+        for hostname, counts in expected.items():
+            assert metrics.value(f"celery_task_{state}_total", hostname=hostname) == counts.get(state, 0)
+    for histogram in ("celery_task_runtime", "celery_task_queue_wait_time"):
+        assert metrics.value(f"{histogram}_count", hostname="w@h") == 0
+        assert metrics.value(f"{histogram}_bucket", hostname="w@h", le="+Inf") == 0
+        # A producer's series never fills a histogram: none is rendered for it.
+        assert metrics.value(f"{histogram}_count", hostname="gen1@h") is None
+    assert metrics.matching("celery_task_failed_total") == []
+    assert promtool_findings(metrics.text) == []
