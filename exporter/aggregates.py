@@ -25,6 +25,8 @@ from .decode import (
 )
 
 UNKNOWN = "unknown"
+# The exception label of failures beyond a series' cap on distinct exception labels.
+OTHER_EXCEPTION = "other"
 
 # Index of each task state in TaskSeries.counts; failed is counted by exception apart.
 STATES = ("sent", "received", "started", "succeeded", "retried", "rejected", "revoked")
@@ -156,6 +158,7 @@ class Aggregates:
         task_allow: Iterable[str] = (),
         task_deny: Iterable[str] = (),
         max_series: int = 10_000,
+        max_exception_labels: int = 20,
         max_tasks_in_flight: int = 50_000,
     ) -> None:
         self.lock = threading.Lock()
@@ -164,6 +167,7 @@ class Aggregates:
         self.task_allow = tuple(task_allow)
         self.task_deny = tuple(task_deny)
         self.max_series = max_series
+        self.max_exception_labels = max_exception_labels
         self.max_tasks_in_flight = max_tasks_in_flight
 
         self.series: dict[tuple[str, str, str], TaskSeries] = {}
@@ -178,6 +182,7 @@ class Aggregates:
         self.single_queues: dict[str, str] = {}
 
         self.series_dropped = 0
+        self.exceptions_folded = 0
         self.in_flight_evicted = 0
         self._name_allowed: dict[str, bool] = {}
         self._handlers: dict[type[Event], Callable[[Any, str], None]] = {
@@ -263,7 +268,15 @@ class Aggregates:
         if series is None:
             return
         label = exception_label(event.exception)
-        series.failed[label] = series.failed.get(label, 0) + 1
+        failed = series.failed
+        count = failed.get(label)
+        if count is None and len(failed) >= self.max_exception_labels:
+            # An exception repr need not be a class name (a custom __repr__, an object address):
+            # past the cap, failures are still counted, under one label.
+            self.exceptions_folded += 1
+            label = OTHER_EXCEPTION
+            count = failed.get(label)
+        failed[label] = (count or 0) + 1
         if started_at is not None:
             self._observe_runtime(series, event.timestamp - started_at)
 

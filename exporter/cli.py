@@ -120,6 +120,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("task_deny", _names, "", "Never count tasks whose name matches one of these shell globs."),
     Option("max_series", _positive_int, "10000", "Cap on task series (hostname, name, queue_name); "
            "events for new series beyond it are dropped and counted."),
+    Option("max_exception_labels", _positive_int, "20", "Distinct `exception` labels kept per task series; "
+           "failures with any further one are counted under `exception=\"other\"`."),
     Option("max_tasks_in_flight", _positive_int, "50000", "Cap on tasks tracked between sent and finished "
            "(about 250 bytes each); the oldest is forgotten first, and counted."),
     Option("max_message_bytes", _positive_int, "1048576", "Larger event messages are skipped (reason too_large)."),

@@ -189,6 +189,9 @@ def _render_self(out: list[str], s: Snapshot) -> None:
            [("", len(s.tasks))])
     _gauge(out, "celery_exporter_task_series_dropped_total",
            "Task events not counted because the series cap was reached.", [("", s.series_dropped)], "counter")
+    _gauge(out, "celery_exporter_exception_labels_folded_total",
+           "Task failures counted under exception=\"other\" because their series had reached "
+           "--max-exception-labels distinct exception labels.", [("", s.exceptions_folded)], "counter")
     _gauge(out, "celery_exporter_tasks_in_flight", "Tasks tracked between task-sent/received and their end.",
            [("", s.tasks_in_flight)])
     _gauge(out, "celery_exporter_tasks_in_flight_evicted_total",

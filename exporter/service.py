@@ -50,7 +50,8 @@ class Exporter:
         self.aggregates = Aggregates(
             settings.runtime_buckets, settings.queue_wait_buckets,
             task_allow=settings.task_allow, task_deny=settings.task_deny,
-            max_series=settings.max_series, max_tasks_in_flight=settings.max_tasks_in_flight,
+            max_series=settings.max_series, max_exception_labels=settings.max_exception_labels,
+            max_tasks_in_flight=settings.max_tasks_in_flight,
         )
         self.clock = EventClock()
         self.processor = EventProcessor(self.aggregates, settings.max_message_bytes, self.clock)

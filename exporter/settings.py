@@ -42,6 +42,7 @@ class Settings:
     task_allow: tuple[str, ...] = ()
     task_deny: tuple[str, ...] = ()
     max_series: int = 10_000
+    max_exception_labels: int = 20
     max_tasks_in_flight: int = 50_000
     max_message_bytes: int = 1_048_576
     enable_events: bool = False

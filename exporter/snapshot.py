@@ -47,6 +47,7 @@ class Snapshot:
     broker_connected: bool
     sources: dict[str, SourceHealth]
     series_dropped: int
+    exceptions_folded: int
     tasks_in_flight: int
     in_flight_evicted: int
 
@@ -58,6 +59,7 @@ def take_snapshot(aggregates: Aggregates, processor: EventProcessor, polls: Poll
         worker_events, last_heard = aggregates.copy_workers()
         events_by_type, errors, last_event_time = processor.copy_counts()
         series_dropped = aggregates.series_dropped
+        exceptions_folded = aggregates.exceptions_folded
         in_flight = len(aggregates.in_flight)
         evicted = aggregates.in_flight_evicted
     polled = polls.copy()
@@ -80,7 +82,7 @@ def take_snapshot(aggregates: Aggregates, processor: EventProcessor, polls: Poll
         workers=workers, queues=_queue_views(workers, polled, always_queues),
         events_by_type=events_by_type, decode_errors=errors, last_event_time=last_event_time,
         broker_connected=polled.broker_connected, sources=polled.sources,
-        series_dropped=series_dropped, tasks_in_flight=in_flight, in_flight_evicted=evicted,
+        series_dropped=series_dropped, exceptions_folded=exceptions_folded, tasks_in_flight=in_flight, in_flight_evicted=evicted,
     )
 
 

@@ -274,3 +274,15 @@ def test_the_liveness_clock_stands_still_while_disconnected():
     assert not liveness.is_up(worker, heard, None, clock())
     clock.start()
     assert clock() == pytest.approx(105.1)
+
+
+def test_exception_labels_are_capped_per_series_and_the_rest_counted_as_other():
+    aggregates, processor = make(max_exception_labels=3)
+    failures = [{"type": "task-failed", "hostname": "w@h", "uuid": "f0", "timestamp": 1.0,
+                 "exception": f"<Unlucky object at 0x{i:x}>"} for i in range(10_000)]
+    processor.feed_many([envelope(received("f0", 0.0)), *map(envelope, failures), envelope(failures[1])])
+    failed = aggregates.series[("w@h", "t.a", "unknown")].failed
+    assert len(failed) == 4
+    assert failed["other"] == 10_000 - 3
+    assert failed["<Unlucky object at 0x1>"] == 2  # a label already kept keeps counting
+    assert aggregates.exceptions_folded == 10_000 - 3
