@@ -25,6 +25,9 @@ from .decode import (
 )
 
 UNKNOWN = "unknown"
+# The hostname of task-sent series by default: producers' node names (``gen<pid>@host``) change
+# with every process, and each would hold series and liveness entries of its own.
+GENERIC_HOSTNAME = "generic"
 # The exception label of failures beyond a series' cap on distinct exception labels.
 OTHER_EXCEPTION = "other"
 
@@ -160,7 +163,9 @@ class Aggregates:
         max_series: int = 10_000,
         max_exception_labels: int = 20,
         max_tasks_in_flight: int = 50_000,
+        sent_hostname: str | None = GENERIC_HOSTNAME,
     ) -> None:
+        """``sent_hostname``: the hostname label of every task-sent (None: the producer's own)."""
         self.lock = threading.Lock()
         self.runtime_bounds = tuple(sorted(runtime_buckets))
         self.wait_bounds = tuple(sorted(queue_wait_buckets))
@@ -169,6 +174,7 @@ class Aggregates:
         self.max_series = max_series
         self.max_exception_labels = max_exception_labels
         self.max_tasks_in_flight = max_tasks_in_flight
+        self.sent_hostname = sent_hostname
 
         self.series: dict[tuple[str, str, str], TaskSeries] = {}
         self.in_flight: OrderedDict[str, tuple[str, str, float | None, float | None]] = OrderedDict()
@@ -203,8 +209,11 @@ class Aggregates:
 
     def apply(self, event: Event, now: float) -> None:
         hostname = event.hostname
+        kind = type(event)
+        if kind is TaskSent and self.sent_hostname is not None:
+            hostname = self.sent_hostname
         self.last_heard[hostname] = now
-        self._handlers[type(event)](event, hostname)
+        self._handlers[kind](event, hostname)
 
     def _sent(self, event: TaskSent, hostname: str) -> None:
         name = event.name

@@ -124,6 +124,9 @@ OPTIONS: tuple[Option, ...] = (
            "failures with any further one are counted under `exception=\"other\"`."),
     Option("max_tasks_in_flight", _positive_int, "50000", "Cap on tasks tracked between sent and finished "
            "(about 250 bytes each); the oldest is forgotten first, and counted."),
+    Option("generic_hostname_task_sent_metric", _bool, "true", "Label `celery_task_sent_total` with "
+           "`hostname=\"generic\"` instead of each producer's node name (`gen<pid>@host`, new with every "
+           "process), which would multiply series and memory with producer restarts."),
     Option("max_message_bytes", _positive_int, "1048576", "Larger event messages are skipped (reason too_large)."),
     Option("enable_events", _bool, "false", "Broadcast `enable_events` to all workers every inspection round."),
     Option("reconnect_max_delay", _positive_float, "10", "Cap of the exponential reconnect backoff (seconds)."),
@@ -146,8 +149,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     for option in OPTIONS:
         if option.parse is _bool:
-            parser.add_argument(option.flag, dest=option.field, action="store_const", const="true",
-                                help=f"{option.help} [env {option.env}]")
+            parser.add_argument(option.flag, dest=option.field, metavar="BOOL", nargs="?", const="true",
+                                help=f"{option.help} Alone it means true. (default: {option.default}) "
+                                     f"[env {option.env}]")
         else:
             parser.add_argument(option.flag, dest=option.field, metavar=option.field.upper(),
                                 help=f"{option.help} (default: {option.default or 'none'}) [env {option.env}]")

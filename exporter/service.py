@@ -13,7 +13,7 @@ from aiohttp import web
 from celery import Celery
 from kombu import Connection
 
-from .aggregates import Aggregates
+from .aggregates import GENERIC_HOSTNAME, Aggregates
 from .event_clock import EventClock
 from .events_kombu import KombuEventSession
 from .events_redis import RedisEventSession, RedisTarget, is_redis_url
@@ -52,6 +52,7 @@ class Exporter:
             task_allow=settings.task_allow, task_deny=settings.task_deny,
             max_series=settings.max_series, max_exception_labels=settings.max_exception_labels,
             max_tasks_in_flight=settings.max_tasks_in_flight,
+            sent_hostname=GENERIC_HOSTNAME if settings.generic_hostname_task_sent_metric else None,
         )
         self.clock = EventClock()
         self.processor = EventProcessor(self.aggregates, settings.max_message_bytes, self.clock)

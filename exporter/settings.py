@@ -44,6 +44,7 @@ class Settings:
     max_series: int = 10_000
     max_exception_labels: int = 20
     max_tasks_in_flight: int = 50_000
+    generic_hostname_task_sent_metric: bool = True
     max_message_bytes: int = 1_048_576
     enable_events: bool = False
     reconnect_max_delay: float = 10.0

@@ -33,6 +33,19 @@ def test_flags_win_over_environment_and_environment_over_defaults():
     assert settings.inspect_interval == 5.0 and settings.purge_after == 1800.0
 
 
+@pytest.mark.parametrize("argv, environ, expected", [
+    ([], {}, (True, False)),
+    (["--enable-events"], {}, (True, True)),
+    (["--enable-events", "no", "--generic-hostname-task-sent-metric", "false"], {}, (False, False)),
+    ([], {"AUTOPILOT_EXPORTER_GENERIC_HOSTNAME_TASK_SENT_METRIC": "false"}, (False, False)),
+    (["--generic-hostname-task-sent-metric"], {"AUTOPILOT_EXPORTER_GENERIC_HOSTNAME_TASK_SENT_METRIC": "0"},
+     (True, False)),
+])
+def test_boolean_flags_alone_mean_true_and_take_a_value(argv, environ, expected):
+    settings = parse_settings(["--broker-url", "redis://h/0", *argv], environ)
+    assert (settings.generic_hostname_task_sent_metric, settings.enable_events) == expected
+
+
 def test_defaults_match_the_documented_ones():
     settings = parse_settings(["--broker-url", "redis://h/0"], {})
     assert (settings.host, settings.port, settings.queues) == ("0.0.0.0", 9808, ("celery",))
