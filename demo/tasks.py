@@ -24,6 +24,8 @@ app.conf.update(
     task_queue_max_priority=int(os.environ.get("DEMO_QUEUE_MAX_PRIORITY", "0")) or None,
     # Off by default, as in Celery; on where a test or the demo restarts pools remotely.
     worker_pool_restarts=os.environ.get("DEMO_POOL_RESTARTS") == "1",
+    # A non-default remote-control exchange, which `celery -A demo.tasks exporter` must follow.
+    control_exchange=os.environ.get("DEMO_CONTROL_EXCHANGE", "celery"),
 )
 
 

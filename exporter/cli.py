@@ -96,12 +96,14 @@ def _csv(values: Sequence[float]) -> str:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("broker_url", str, "", "Celery broker URL (redis://, rediss://, amqp://, ...); "
-           "`celery exporter` takes the app's broker when not given."),
+    Option("broker_url", str, "", "Celery broker URL (redis://, rediss://, amqp://, ...; several separated "
+           "by `;` for failover); `celery exporter` takes the app's broker when not given."),
     Option("host", str, "0.0.0.0", "Address the HTTP server listens on."),
     Option("port", _port, "9808", "Port the HTTP server listens on."),
     Option("queues", _names, "celery", "Queues always measured (comma-separated), besides those workers consume."),
     Option("events_exchange", str, "celeryev", "Exchange Celery sends events to (`event_exchange`)."),
+    Option("control_exchange", str, "celery", "Exchange of Celery's remote control (`control_exchange`), "
+           "used to inspect workers."),
     Option("redis_key_prefix", str, "", "kombu's `global_keyprefix` broker transport option, when the app sets one."),
     Option("queue_interval", _positive_float, "5", "Seconds between queue depth polls."),
     Option("inspect_interval", _positive_float, "5", "Seconds between worker inspections."),
@@ -159,9 +161,11 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 
 
 def parse_settings(argv: Sequence[str], environ: Mapping[str, str], *, prog: str = "autopilot-exporter",
-                   fallbacks: Mapping[str, str] | None = None) -> Settings:
+                   fallbacks: Mapping[str, str] | None = None,
+                   celery_config: Mapping[str, Any] | None = None) -> Settings:
     """Settings from flags, then environment, then ``fallbacks`` (the Celery app's), then defaults.
 
+    ``celery_config``: the Celery app's connection settings (see ``CELERY_CONNECTION_SETTINGS``).
     Raises UsageError naming the flag or variable and the value that is wrong.
     """
     parser = _parser(prog)
@@ -182,7 +186,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str], *, prog: str
             raise UsageError(f"{source}: {exc}") from None
     if not values["broker_url"]:
         raise UsageError(f"no broker: pass --broker-url or set {ENV_PREFIX}BROKER_URL")
-    return Settings(**values)
+    return Settings(**values, celery_config=dict(celery_config or {}))
 
 
 class _JsonFormatter(logging.Formatter):
@@ -204,18 +208,19 @@ def configure_logging(level: str, fmt: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "autopilot-exporter",
-         fallbacks: Mapping[str, str] | None = None) -> int:
+         fallbacks: Mapping[str, str] | None = None, celery_config: Mapping[str, Any] | None = None) -> int:
     try:
         settings = parse_settings(sys.argv[1:] if argv is None else argv, os.environ, prog=prog,
-                                  fallbacks=fallbacks)
+                                  fallbacks=fallbacks, celery_config=celery_config)
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    from .service import run  # imported here so that --help and usage errors stay fast
-    run(settings)
+    from .service import StartupError, run  # imported here so that --help and usage errors stay fast
+    try:
+        run(settings)
+    except StartupError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,7 +15,8 @@ import uuid
 from collections.abc import Callable
 from threading import Event
 
-from kombu import Connection, Consumer, Exchange, Queue
+from celery.events.event import get_exchange
+from kombu import Connection, Consumer, Queue
 from kombu.message import Message
 
 from .processor import EventProcessor
@@ -27,12 +28,12 @@ QUEUE_EXPIRES = 60.0
 
 
 class KombuEventSession:
-    def __init__(self, broker_url: str, transport_options: dict, processor: EventProcessor,
+    def __init__(self, connect: Callable[[float], Connection], processor: EventProcessor,
                  exchange: str, heartbeat: float, stop: Event) -> None:
-        self.broker_url = broker_url
-        self.transport_options = transport_options
+        """``connect(heartbeat)``: a new, not yet connected, connection to the broker."""
+        self.connect = connect
         self.processor = processor
-        self.exchange = Exchange(exchange, type="topic")
+        self.exchange = exchange
         self.heartbeat = heartbeat
         self.stop = stop
         self._last_message = time.monotonic()
@@ -42,11 +43,12 @@ class KombuEventSession:
         self.processor.feed_body(message.body, message.content_type)
 
     def __call__(self, on_connected: Callable[[], None]) -> None:
-        conn = Connection(self.broker_url, transport_options=self.transport_options, heartbeat=self.heartbeat)
+        conn = self.connect(self.heartbeat)
         try:
             conn.ensure_connection(max_retries=1)
             queue = Queue(
-                f"celeryev.autopilot-exporter.{uuid.uuid4()}", self.exchange, routing_key="#",
+                # Celery's own choice of exchange type: fanout on Redis-based transports.
+                f"celeryev.autopilot-exporter.{uuid.uuid4()}", get_exchange(conn, self.exchange), routing_key="#",
                 durable=False, auto_delete=True, exclusive=True, expires=QUEUE_EXPIRES,
             )
             Consumer(conn, queues=[queue], no_ack=True, on_message=self._on_message, accept=None).consume()

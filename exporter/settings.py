@@ -5,7 +5,9 @@ reads the environment or ``sys.argv``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 # prometheus_client's default buckets, the ones celery-exporter's `celery_task_runtime` uses, so
 # dashboards built on it keep their quantiles.
@@ -30,6 +32,7 @@ class Settings:
     port: int = 9808
     queues: tuple[str, ...] = ("celery",)
     events_exchange: str = "celeryev"
+    control_exchange: str = "celery"
     redis_key_prefix: str = ""
     queue_interval: float = 5.0
     inspect_interval: float = 5.0
@@ -51,6 +54,19 @@ class Settings:
     broker_heartbeat: float = 5.0
     log_level: str = "INFO"
     log_format: str = "text"
+    # Settings of the user's Celery app (``celery -A proj exporter``) that shape broker connections
+    # and remote control (CELERY_CONNECTION_SETTINGS), applied as they are to the exporter's app.
+    celery_config: Mapping[str, Any] = field(default_factory=dict)
+
+
+# The Celery settings that decide how to reach the broker and talk to workers: the exporter takes
+# them from the app when it has one, so that TLS, failover, credentials and serializers match.
+CELERY_CONNECTION_SETTINGS = (
+    "broker_transport", "broker_transport_options", "broker_use_ssl", "broker_login_method",
+    "broker_failover_strategy", "broker_connection_timeout", "broker_user", "broker_password",
+    "broker_vhost", "broker_port", "accept_content", "task_serializer",
+    "control_queue_ttl", "control_queue_expires", "control_queue_exclusive", "control_queue_durable",
+)
 
 
 def heartbeat_timeout(settings_timeout: float | None, freq: float | None) -> float:

@@ -5,6 +5,7 @@ the locks are released before any text is produced.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from .aggregates import Aggregates, TaskCopy
@@ -63,6 +64,8 @@ def take_snapshot(aggregates: Aggregates, processor: EventProcessor, polls: Poll
         in_flight = len(aggregates.in_flight)
         evicted = aggregates.in_flight_evicted
     polled = polls.copy()
+    if time.monotonic() > polled.queues_valid_until:
+        polled.queues = {}
     now = liveness.clock()
 
     workers = []

@@ -1,6 +1,8 @@
 """The hand-written exposition: parseable, escaped, cumulative, and clean under promtool."""
 from __future__ import annotations
 
+import time
+
 from exporter.aggregates import STATES, Aggregates
 from exporter.liveness import Liveness
 from exporter.poll_results import PollResults, QueueDepth, WorkerStats
@@ -57,6 +59,7 @@ def test_worker_and_queue_metrics_from_poll_results():
                                        autoscaler_max=4, prefetch_count=12, max_rss_bytes=1024)
     polls.consumed["w1@vm"] = ("celery", "other")
     polls.queues = {"celery": QueueDepth(7), "other": QueueDepth(2, consumers=5)}
+    polls.queues_valid_until = time.monotonic() + 60
     heartbeat = {"type": "worker-heartbeat", "hostname": "w1@vm", "freq": 2.0, "active": 2,
                  "timestamp": 5.0}
     metrics = Metrics(rendered([envelope(heartbeat)], polls))
@@ -116,3 +119,12 @@ def test_counters_are_rendered_from_0_and_histograms_from_receipt():
         assert metrics.value(f"{histogram}_count", hostname="generic") is None
     assert metrics.matching("celery_task_failed_total") == []
     assert promtool_findings(metrics.text) == []
+
+
+def test_queue_depths_past_their_age_are_not_shown():
+    polls = PollResults()
+    polls.queues = {"celery": QueueDepth(7)}
+    polls.queues_valid_until = time.monotonic() - 0.1
+    metrics = Metrics(rendered([], polls))
+    assert metrics.value("celery_queue_length", queue_name="celery") is None
+    assert metrics.value("celery_active_worker_count", queue_name="celery") == 0
