@@ -71,11 +71,13 @@ def take_snapshot(aggregates: Aggregates, processor: EventProcessor, polls: Poll
     workers = []
     for hostname in sorted(set(worker_events) | set(polled.stats) | set(polled.consumed)):
         events = worker_events.get(hostname)
+        up = liveness.is_up(events, last_heard.get(hostname), polled.answered_at.get(hostname), now)
         workers.append(WorkerView(
             hostname=hostname,
-            up=liveness.is_up(events, last_heard.get(hostname), polled.answered_at.get(hostname), now),
+            up=up,
             without_events=events is None or events.without_task_events,
-            tasks_active=events.active if events else None,
+            # A worker that is down runs nothing, whatever its last heartbeat said.
+            tasks_active=(events.active if up else 0) if events else None,
             last_heartbeat=events.last_heartbeat if events else None,
             stats=polled.stats.get(hostname),
             queues=polled.consumed.get(hostname, ()),

@@ -19,6 +19,7 @@ from tests.support.exporter import start_exporter
 from tests.support.polling import wait_for
 
 HEARTBEAT_TIMEOUT = 3.0
+AUTO_HEARTBEAT_TIMEOUT = 6.0
 COUNTDOWN = 2.0
 
 
@@ -142,23 +143,35 @@ def test_pool_processes_follow_pool_grow(exporter, module_worker_factory):
 
 
 def test_sigkilled_worker_goes_down_within_the_heartbeat_timeout_and_keeps_its_series(
-        exporter, app, module_worker_factory):
-    worker = module_worker_factory("doomed@autopilot-test", queues=["doomed"], concurrency=1)
-    app.send_task("demo.add", args=(1, 1), queue="doomed")
-    exporter.wait_metric("celery_task_succeeded_total", 1, hostname=worker.name)
-    exporter.wait_metric("celery_worker_up", 1, hostname=worker.name)
-    exporter.wait_metric("celery_active_worker_count", 1, queue_name="doomed")
-    worker.kill()
-    killed_at = time.monotonic()
-    exporter.wait_metric("celery_worker_up", 0, hostname=worker.name, timeout=HEARTBEAT_TIMEOUT + 5)
-    took = time.monotonic() - killed_at
-    # Down no later than the timeout after the last heartbeat, which came at most one period
-    # (2 s) before the kill; plus one polling interval.
-    assert took <= HEARTBEAT_TIMEOUT + 0.5, f"worker_up went to 0 only {took:.1f}s after SIGKILL"
-    metrics = exporter.metrics()
-    assert metrics.value("celery_task_succeeded_total", hostname=worker.name) == 1
-    assert metrics.value("celery_worker_pool_processes", hostname=worker.name) == 1
-    assert metrics.value("celery_active_worker_count", queue_name="doomed") == 0
+        exporter, app, module_broker_url, module_worker_factory):
+    """Watched by the module's exporter (--heartbeat-timeout 3) and by one on the default, `auto`:
+    3 x the 2 s heartbeat period the worker announces."""
+    auto = start_exporter(module_broker_url)
+    try:
+        worker = module_worker_factory("doomed@autopilot-test", queues=["doomed"], concurrency=1)
+        app.send_task("demo.add", args=(1, 1), queue="doomed")
+        exporter.wait_metric("celery_task_succeeded_total", 1, name="demo.add", hostname=worker.name)
+        app.send_task("demo.sleep", args=(60,), queue="doomed")
+        for watcher in (exporter, auto):
+            watcher.wait_metric("celery_worker_tasks_active", 1, hostname=worker.name)
+            watcher.wait_metric("celery_active_worker_count", 1, queue_name="doomed")
+        worker.kill()
+        killed_at = time.monotonic()
+        for watcher, timeout in ((exporter, HEARTBEAT_TIMEOUT), (auto, AUTO_HEARTBEAT_TIMEOUT)):
+            watcher.wait_metric("celery_worker_up", 0, hostname=worker.name, timeout=timeout + 5)
+            took = time.monotonic() - killed_at
+            # Down no later than the timeout after the last heartbeat, which came at most one
+            # period (2 s) before the kill; plus one polling interval.
+            assert took <= timeout + 0.5, f"worker_up went to 0 only {took:.1f}s after SIGKILL"
+        assert took >= AUTO_HEARTBEAT_TIMEOUT - 2.5, f"auto timeout: down {took:.1f}s after SIGKILL, too early"
+        for watcher in (exporter, auto):
+            metrics = watcher.metrics()
+            assert metrics.value("celery_task_succeeded_total", name="demo.add", hostname=worker.name) == 1
+            assert metrics.value("celery_worker_pool_processes", hostname=worker.name) == 1
+            assert metrics.value("celery_active_worker_count", queue_name="doomed") == 0
+            assert metrics.value("celery_worker_tasks_active", hostname=worker.name) == 0
+    finally:
+        auto.stop()
 
 
 def test_garbage_on_the_events_channel_is_counted_and_good_events_still_counted(exporter, app, mix_worker):

@@ -128,3 +128,10 @@ def test_queue_depths_past_their_age_are_not_shown():
     metrics = Metrics(rendered([], polls))
     assert metrics.value("celery_queue_length", queue_name="celery") is None
     assert metrics.value("celery_active_worker_count", queue_name="celery") == 0
+
+
+def test_a_worker_that_is_down_has_no_active_tasks():
+    heartbeat = {"type": "worker-heartbeat", "hostname": "w1@vm", "freq": 2.0, "active": 2, "timestamp": 5.0}
+    metrics = Metrics(rendered([envelope(heartbeat), envelope({**heartbeat, "type": "worker-offline"})]))
+    assert metrics.value("celery_worker_up", hostname="w1@vm") == 0
+    assert metrics.value("celery_worker_tasks_active", hostname="w1@vm") == 0
