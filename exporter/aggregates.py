@@ -1,7 +1,8 @@
 """Validated Celery events -> counters, histograms and worker liveness in plain dicts.
 
-Only the event consumer thread writes here, holding ``lock``; a scrape copies what it needs under
-the same lock (``copy_tasks``, ``copy_workers``) and renders outside it.
+The event consumer thread writes here, and so do inspection (``single_queues``) and housekeeping
+(``purge_hostnames``), each holding ``lock``; a scrape copies what it needs under the same lock
+(``copy_tasks``, ``copy_workers``) and renders outside it.
 
 Memory depends on workers x task names x queues, never on the number of task ids: started,
 succeeded and failed events carry neither the task name nor its queue, so a bounded map of the

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -21,8 +22,16 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 
 
-def _positive_float(text: str) -> float:
+def _finite(text: str) -> float:
+    """A float that is a number: inf would stop a poller for good, nan breaks every comparison."""
     value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite(text)
     if not value > 0:
         raise ValueError(f"{text!r} is not a positive number of seconds")
     return value
@@ -47,7 +56,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def _buckets(text: str) -> tuple[float, ...]:
-    bounds = tuple(float(part) for part in _names(text))
+    bounds = tuple(_finite(part) for part in _names(text))
     if not bounds or any(b <= 0 for b in bounds) or list(bounds) != sorted(set(bounds)):
         raise ValueError(f"{text!r} is not a list of increasing positive bucket bounds, e.g. 0.1,0.5,1")
     return bounds

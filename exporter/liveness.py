@@ -14,7 +14,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .aggregates import WorkerEvents
-from .settings import heartbeat_timeout
+
+# Celery workers announce their heartbeat period as `freq`; "auto" waits this many periods.
+MISSED_HEARTBEATS = 3
+MAX_AUTO_HEARTBEAT_TIMEOUT = 60.0
+DEFAULT_HEARTBEAT_FREQ = 2.0
+
+
+def silence_allowed(heartbeat_timeout: float | None, freq: float | None) -> float:
+    """Seconds of silence after which a worker counts as down (``heartbeat_timeout`` None: auto).
+
+    "auto" follows the period the worker announced, so a worker beating every 2 s is declared
+    down after 6 s, yet never later than a minute whatever it announced.
+    """
+    if heartbeat_timeout is not None:
+        return heartbeat_timeout
+    return min(MISSED_HEARTBEATS * (freq or DEFAULT_HEARTBEAT_FREQ), MAX_AUTO_HEARTBEAT_TIMEOUT)
 
 
 def _latest(*times: float | None) -> float:
@@ -35,9 +50,9 @@ class Liveness:
         if worker is not None:
             if not worker.online:
                 return False
-            timeout = heartbeat_timeout(self.heartbeat_timeout, worker.freq)
+            timeout = silence_allowed(self.heartbeat_timeout, worker.freq)
         else:
-            timeout = max(heartbeat_timeout(self.heartbeat_timeout, None),
+            timeout = max(silence_allowed(self.heartbeat_timeout, None),
                           2 * self.inspect_interval + self.inspect_timeout)
         return now - _latest(last_heard, answered_at) <= timeout
 

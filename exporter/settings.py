@@ -19,11 +19,6 @@ DEFAULT_QUEUE_WAIT_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
 )
 
-# Celery workers announce their heartbeat period as `freq`; "auto" waits this many periods.
-MISSED_HEARTBEATS = 3
-MAX_AUTO_HEARTBEAT_TIMEOUT = 60.0
-DEFAULT_HEARTBEAT_FREQ = 2.0
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -68,13 +63,3 @@ CELERY_CONNECTION_SETTINGS = (
     "control_queue_ttl", "control_queue_expires", "control_queue_exclusive", "control_queue_durable",
 )
 
-
-def heartbeat_timeout(settings_timeout: float | None, freq: float | None) -> float:
-    """Seconds of silence after which a worker counts as down.
-
-    "auto" follows the period the worker announced, so a worker beating every 2 s is declared
-    down after 6 s, yet never later than a minute whatever it announced.
-    """
-    if settings_timeout is not None:
-        return settings_timeout
-    return min(MISSED_HEARTBEATS * (freq or DEFAULT_HEARTBEAT_FREQ), MAX_AUTO_HEARTBEAT_TIMEOUT)

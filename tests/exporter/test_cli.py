@@ -63,6 +63,10 @@ def test_defaults_match_the_documented_ones():
     (["--inspect-timeout", "-1"], {}, "--inspect-timeout"),
     (["--runtime-buckets", "1,0.5"], {}, "--runtime-buckets"),
     (["--log-level", "chatty"], {}, "--log-level"),
+    (["--inspect-interval", "inf"], {}, "--inspect-interval"),
+    (["--heartbeat-timeout", "nan"], {}, "--heartbeat-timeout"),
+    (["--runtime-buckets", "0.5,1,inf"], {}, "--runtime-buckets"),
+    (["--queue-wait-buckets", "nan,1"], {}, "--queue-wait-buckets"),
     ([], {"AUTOPILOT_EXPORTER_MAX_SERIES": "lots"}, "AUTOPILOT_EXPORTER_MAX_SERIES"),
     ([], {"AUTOPILOT_EXPORTER_ENABLE_EVENTS": "maybe"}, "AUTOPILOT_EXPORTER_ENABLE_EVENTS"),
 ])
