@@ -137,9 +137,10 @@ class Exporter:
         for thread in self.threads:
             thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask every thread to end and wait for them, ``timeout`` seconds in all (not each): they
-        are daemons, so one stuck on a dead broker cannot hold the process."""
+    def stop(self, timeout: float = 1.0) -> None:
+        """Ask every thread to end and wait for them, ``timeout`` seconds in all (not each). They
+        hold nothing worth saving, and are daemons: one stuck on a dead broker, or an inspection
+        round waiting out its timeout, does not hold the process up."""
         self.stop_event.set()
         deadline = time.monotonic() + timeout
         for thread in self.threads:
