@@ -66,6 +66,9 @@ def test_known_mix_counts_every_state(exporter, app, mix_worker):
     exporter.wait_metric("celery_task_retried_total", k_retries, name="demo.retry", **worker)
     exporter.wait_metric("celery_task_revoked_total", 1, name="demo.sleep", **worker)
     exporter.wait_metric("celery_task_failed_total", m_fail, name="demo.fail", exception="DemoError", **worker)
+    exporter.wait_metric("celery_task_succeeded_total", n_mul, name="demo.mul", **worker)
+    exporter.wait_metric("celery_task_sent_total", 1 + k_retries, name="demo.retry", hostname="generic",
+                         queue_name="mix")
     metrics = exporter.wait_metric("celery_task_succeeded_total", n_add, name="demo.add", **worker)
     executions = {"demo.add": n_add, "demo.mul": n_mul, "demo.fail": m_fail, "demo.retry": 1 + k_retries}
     # Producers, and the worker that publishes each retry again, share the generic hostname.
