@@ -16,7 +16,6 @@ from celery import Celery
 from tests.exporter.captures import envelope
 from tests.exporter.promtool import promtool_findings
 from tests.support.exporter import start_exporter
-from tests.support.polling import wait_for
 
 HEARTBEAT_TIMEOUT = 3.0
 AUTO_HEARTBEAT_TIMEOUT = 6.0
