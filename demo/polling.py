@@ -22,19 +22,21 @@ def wait_for(
     timeout: float = 15.0,
     interval: float = 0.05,
     what: str = "condition",
+    fatal: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Call ``probe`` until it returns a truthy value and return that value.
 
     Exceptions from the probe count as "not yet" (a broker that is still starting refuses
-    connections), except :class:`GaveUp`; the last one is reported if the deadline passes, so
-    a failure says why.
+    connections), except :class:`GaveUp` and the ``fatal`` types, which end the wait at once;
+    the last one is reported if the deadline passes, so a failure says why.
     """
+    stop_at_once = (GaveUp, *fatal)
     deadline = time.monotonic() + timeout
     last: object = None
     while True:
         try:
             value = probe()
-        except GaveUp:
+        except stop_at_once:
             raise
         except Exception as exc:  # noqa: BLE001 - reported below if it never succeeds
             last = exc

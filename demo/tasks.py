@@ -16,13 +16,17 @@ app = Celery("demo", broker=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0
 app.conf.update(
     # DEMO_WORKER_EVENTS=0 starts a worker that sends no events until told to (enable_events).
     worker_send_task_events=os.environ.get("DEMO_WORKER_EVENTS", "1") != "0",
-    task_send_sent_event=True,
+    # DEMO_SENT_EVENTS=0: no task-sent events, as in Celery's default (retries are published by
+    # the worker with this setting).
+    task_send_sent_event=os.environ.get("DEMO_SENT_EVENTS", "1") != "0",
     task_ignore_result=True,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
     task_queue_max_priority=int(os.environ.get("DEMO_QUEUE_MAX_PRIORITY", "0")) or None,
     # Off by default, as in Celery; on where a test or the demo restarts pools remotely.
     worker_pool_restarts=os.environ.get("DEMO_POOL_RESTARTS") == "1",
+    # A non-default remote-control exchange, which `celery -A demo.tasks exporter` must follow.
+    control_exchange=os.environ.get("DEMO_CONTROL_EXCHANGE", "celery"),
 )
 
 
@@ -57,6 +61,14 @@ def retry(self, times: int) -> int:
     """Retries ``times`` times, then succeeds: K retries are exactly K task-retried events."""
     if self.request.retries < times:
         raise self.retry(countdown=0)
+    return self.request.retries
+
+
+@app.task(name="demo.retry_later", bind=True, max_retries=5)
+def retry_later(self, times: int, countdown: float) -> int:
+    """Like ``retry``, with each retry scheduled ``countdown`` seconds later."""
+    if self.request.retries < times:
+        raise self.retry(countdown=countdown)
     return self.request.retries
 
 

@@ -1,7 +1,8 @@
 """Validated Celery events -> counters, histograms and worker liveness in plain dicts.
 
-Only the event consumer thread writes here, holding ``lock``; a scrape copies what it needs under
-the same lock (``copy_tasks``, ``copy_workers``) and renders outside it.
+The event consumer thread writes here, and so do inspection (``single_queues``) and housekeeping
+(``purge_hostnames``), each holding ``lock``; a scrape copies what it needs under the same lock
+(``copy_tasks``, ``copy_workers``) and renders outside it.
 
 Memory depends on workers x task names x queues, never on the number of task ids: started,
 succeeded and failed events carry neither the task name nor its queue, so a bounded map of the
@@ -15,7 +16,7 @@ import threading
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timezone
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -25,6 +26,11 @@ from .decode import (
 )
 
 UNKNOWN = "unknown"
+# The hostname of task-sent series by default: producers' node names (``gen<pid>@host``) change
+# with every process, and each would hold series and liveness entries of its own.
+GENERIC_HOSTNAME = "generic"
+# The exception label of failures beyond a series' cap on distinct exception labels.
+OTHER_EXCEPTION = "other"
 
 # Index of each task state in TaskSeries.counts; failed is counted by exception apart.
 STATES = ("sent", "received", "started", "succeeded", "retried", "rejected", "revoked")
@@ -62,11 +68,29 @@ def exception_label(exception: object) -> str:
 
 
 def eta_timestamp(eta: str) -> float | None:
-    """POSIX time of a task-sent ``eta`` (ISO 8601), or None when it does not parse."""
+    """POSIX time of an ``eta`` (ISO 8601), or None when it does not parse.
+
+    Celery sends an eta with its UTC offset, except the naive datetime a caller passed itself as
+    ``eta=``, which workers read in the app's timezone: UTC unless the app turns ``enable_utc``
+    off, so UTC here, whatever the exporter's own timezone. Python 3.10 does not read a ``Z``.
+    """
     try:
-        return datetime.fromisoformat(eta).timestamp()
+        when = datetime.fromisoformat(eta[:-1] + "+00:00" if eta.endswith("Z") else eta)
     except ValueError:
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
+def wait_base(timestamp: float, eta: str | None) -> float:
+    """When a task's wait in the queue began: when it was sent or received, or its eta if later
+    (a task with a countdown is not waiting for a worker before its eta)."""
+    if eta is not None:
+        eta_at = eta_timestamp(eta)
+        if eta_at is not None and eta_at > timestamp:
+            return eta_at
+    return timestamp
 
 
 class TaskSeries:
@@ -138,27 +162,34 @@ class Aggregates:
         task_allow: Iterable[str] = (),
         task_deny: Iterable[str] = (),
         max_series: int = 10_000,
+        max_exception_labels: int = 20,
         max_tasks_in_flight: int = 50_000,
+        sent_hostname: str | None = GENERIC_HOSTNAME,
     ) -> None:
+        """``sent_hostname``: the hostname label of every task-sent (None: the producer's own)."""
         self.lock = threading.Lock()
         self.runtime_bounds = tuple(sorted(runtime_buckets))
         self.wait_bounds = tuple(sorted(queue_wait_buckets))
         self.task_allow = tuple(task_allow)
         self.task_deny = tuple(task_deny)
         self.max_series = max_series
+        self.max_exception_labels = max_exception_labels
         self.max_tasks_in_flight = max_tasks_in_flight
+        self.sent_hostname = sent_hostname
 
         self.series: dict[tuple[str, str, str], TaskSeries] = {}
         self.in_flight: OrderedDict[str, tuple[str, str, float | None, float | None]] = OrderedDict()
         self.finished: OrderedDict[str, tuple[str, str, float | None, float | None]] = OrderedDict()
         self.workers: dict[str, WorkerEvents] = {}
-        # hostname -> time.monotonic() of the last event from it: liveness and purging.
+        # hostname -> the processor's clock (EventClock) at the last event from it: liveness and
+        # purging.
         self.last_heard: dict[str, float] = {}
         # hostname -> the one queue a worker consumes, from inspection: the queue of a task whose
         # task-sent was never seen.
         self.single_queues: dict[str, str] = {}
 
         self.series_dropped = 0
+        self.exceptions_folded = 0
         self.in_flight_evicted = 0
         self._name_allowed: dict[str, bool] = {}
         self._handlers: dict[type[Event], Callable[[Any, str], None]] = {
@@ -179,19 +210,16 @@ class Aggregates:
 
     def apply(self, event: Event, now: float) -> None:
         hostname = event.hostname
+        kind = type(event)
+        if kind is TaskSent and self.sent_hostname is not None:
+            hostname = self.sent_hostname
         self.last_heard[hostname] = now
-        self._handlers[type(event)](event, hostname)
+        self._handlers[kind](event, hostname)
 
     def _sent(self, event: TaskSent, hostname: str) -> None:
         name = event.name
         queue = event.queue or event.routing_key or UNKNOWN
-        base = event.timestamp
-        eta = event.eta
-        if eta is not None:
-            eta_at = eta_timestamp(eta)
-            if eta_at is not None and eta_at > base:
-                base = eta_at
-        self._track(event.uuid, (name, queue, base, None))
+        self._track(event.uuid, (name, queue, wait_base(event.timestamp, event.eta), None))
         self._count(hostname, name, queue, SENT)
 
     def _received(self, event: TaskReceived, hostname: str) -> None:
@@ -199,8 +227,14 @@ class Aggregates:
         uuid = event.uuid
         entry = self.in_flight.get(uuid)
         if entry is None:
+            # No task-sent (Celery's default): the wait is counted from the receipt, or the eta.
             queue = self.single_queues.get(hostname, UNKNOWN)
-            self._track(uuid, (name, queue, event.timestamp, None))
+            self._track(uuid, (name, queue, wait_base(event.timestamp, event.eta), None))
+        elif entry[3] is not None:
+            # The task already started once: this is a retry or a redelivery without a task-sent
+            # of its own, whose wait begins now (or at its countdown's eta), not at the first one.
+            queue = entry[1]
+            self._track(uuid, (name, queue, wait_base(event.timestamp, event.eta), None))
         else:
             queue = entry[1]
         self._count(hostname, name, queue, RECEIVED)
@@ -213,8 +247,13 @@ class Aggregates:
         started_at = event.timestamp
         entry = self.in_flight.get(uuid)
         if entry is None:
-            name, queue, base = UNKNOWN, self.single_queues.get(hostname, UNKNOWN), None
-            self._track(uuid, (name, queue, None, started_at))
+            late = self.finished.get(uuid)
+            if late is None:
+                name, queue, base = UNKNOWN, self.single_queues.get(hostname, UNKNOWN), None
+                self._track(uuid, (name, queue, None, started_at))
+            else:
+                # Flushed by its pool process after the task's end: not in flight any more.
+                name, queue, base = late[0], late[1], late[2]
         else:
             name, queue, base = entry[0], entry[1], entry[2]
             self.in_flight[uuid] = (name, queue, base, started_at)
@@ -239,7 +278,15 @@ class Aggregates:
         if series is None:
             return
         label = exception_label(event.exception)
-        series.failed[label] = series.failed.get(label, 0) + 1
+        failed = series.failed
+        count = failed.get(label)
+        if count is None and len(failed) >= self.max_exception_labels:
+            # An exception repr need not be a class name (a custom __repr__, an object address):
+            # past the cap, failures are still counted, under one label.
+            self.exceptions_folded += 1
+            label = OTHER_EXCEPTION
+            count = failed.get(label)
+        failed[label] = (count or 0) + 1
         if started_at is not None:
             self._observe_runtime(series, event.timestamp - started_at)
 
@@ -283,6 +330,11 @@ class Aggregates:
 
     def _track(self, uuid: str, entry: tuple[str, str, float | None, float | None]) -> None:
         in_flight = self.in_flight
+        if uuid in in_flight:
+            # Sent or received again (a retry): the newest now, the last to be evicted.
+            in_flight[uuid] = entry
+            in_flight.move_to_end(uuid)
+            return
         in_flight[uuid] = entry
         if len(in_flight) > self.max_tasks_in_flight:
             in_flight.popitem(last=False)

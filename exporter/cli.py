@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -23,8 +24,16 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 
 
-def _positive_float(text: str) -> float:
+def _finite(text: str) -> float:
+    """A float that is a number: inf would stop a poller for good, nan breaks every comparison."""
     value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite(text)
     if not value > 0:
         raise ValueError(f"{text!r} is not a positive number of seconds")
     return value
@@ -49,7 +58,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def _buckets(text: str) -> tuple[float, ...]:
-    bounds = tuple(float(part) for part in _names(text))
+    bounds = tuple(_finite(part) for part in _names(text))
     if not bounds or any(b <= 0 for b in bounds) or list(bounds) != sorted(set(bounds)):
         raise ValueError(f"{text!r} is not a list of increasing positive bucket bounds, e.g. 0.1,0.5,1")
     return bounds
@@ -100,12 +109,14 @@ def _csv(values: Sequence[float]) -> str:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("broker_url", str, "", "Celery broker URL (redis://, rediss://, amqp://, ...); "
-           "`celery exporter` takes the app's broker when not given."),
+    Option("broker_url", str, "", "Celery broker URL (redis://, rediss://, amqp://, ...; several separated "
+           "by `;` for failover); `celery exporter` takes the app's broker when not given."),
     Option("host", str, "0.0.0.0", "Address the HTTP server listens on."),
     Option("port", _port, "9808", "Port the HTTP server listens on."),
     Option("queues", _names, "celery", "Queues always measured (comma-separated), besides those workers consume."),
     Option("events_exchange", str, "celeryev", "Exchange Celery sends events to (`event_exchange`)."),
+    Option("control_exchange", str, "celery", "Exchange of Celery's remote control (`control_exchange`), "
+           "used to inspect workers."),
     Option("redis_key_prefix", str, "", "kombu's `global_keyprefix` broker transport option, when the app sets one."),
     Option("queue_interval", _positive_float, "5", "Seconds between queue depth polls."),
     Option("inspect_interval", _positive_float, "5", "Seconds between worker inspections."),
@@ -124,11 +135,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("task_deny", _names, "", "Never count tasks whose name matches one of these shell globs."),
     Option("max_series", _positive_int, "10000", "Cap on task series (hostname, name, queue_name); "
            "events for new series beyond it are dropped and counted."),
+    Option("max_exception_labels", _positive_int, "20", "Distinct `exception` labels kept per task series; "
+           "failures with any further one are counted under `exception=\"other\"`."),
     Option("max_tasks_in_flight", _positive_int, "50000", "Cap on tasks tracked between sent and finished "
            "(about 250 bytes each); the oldest is forgotten first, and counted."),
+    Option("generic_hostname_task_sent_metric", _bool, "true", "Label `celery_task_sent_total` with "
+           "`hostname=\"generic\"` instead of each producer's node name (`gen<pid>@host`, new with every "
+           "process), which would multiply series and memory with producer restarts."),
     Option("max_message_bytes", _positive_int, "1048576", "Larger event messages are skipped (reason too_large)."),
     Option("enable_events", _bool, "false", "Broadcast `enable_events` to all workers every inspection round."),
     Option("reconnect_max_delay", _positive_float, "10", "Cap of the exponential reconnect backoff (seconds)."),
+    Option("broker_heartbeat", _positive_float, "5", "Seconds of silence after which the events connection "
+           "is probed (Redis: PING; AMQP: heartbeat frames); with no answer within as long again it is "
+           "dropped and made anew."),
     Option("log_level", _choice(LOG_LEVELS, upper=True), "INFO", "DEBUG, INFO, WARNING or ERROR."),
     Option("log_format", _choice(LOG_FORMATS), "text", "`text` or `json` (one JSON object per line)."),
     Option("web_config", load_web_config, "", "YAML file in Prometheus exporter-toolkit's web config format: "
@@ -148,8 +167,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     for option in OPTIONS:
         if option.parse is _bool:
-            parser.add_argument(option.flag, dest=option.field, action="store_const", const="true",
-                                help=f"{option.help} [env {option.env}]")
+            parser.add_argument(option.flag, dest=option.field, metavar="BOOL", nargs="?", const="true",
+                                help=f"{option.help} Alone it means true. (default: {option.default}) "
+                                     f"[env {option.env}]")
         else:
             parser.add_argument(option.flag, dest=option.field, metavar=option.field.upper(),
                                 help=f"{option.help} (default: {option.default or 'none'}) [env {option.env}]")
@@ -157,9 +177,11 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 
 
 def parse_settings(argv: Sequence[str], environ: Mapping[str, str], *, prog: str = "autopilot-exporter",
-                   fallbacks: Mapping[str, str] | None = None) -> Settings:
+                   fallbacks: Mapping[str, str] | None = None,
+                   celery_config: Mapping[str, Any] | None = None) -> Settings:
     """Settings from flags, then environment, then ``fallbacks`` (the Celery app's), then defaults.
 
+    ``celery_config``: the Celery app's connection settings (see ``CELERY_CONNECTION_SETTINGS``).
     Raises UsageError naming the flag or variable and the value that is wrong.
     """
     parser = _parser(prog)
@@ -180,7 +202,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str], *, prog: str
             raise UsageError(f"{source}: {exc}") from None
     if not values["broker_url"]:
         raise UsageError(f"no broker: pass --broker-url or set {ENV_PREFIX}BROKER_URL")
-    return Settings(**values)
+    return Settings(**values, celery_config=dict(celery_config or {}))
 
 
 class _JsonFormatter(logging.Formatter):
@@ -202,18 +224,19 @@ def configure_logging(level: str, fmt: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "autopilot-exporter",
-         fallbacks: Mapping[str, str] | None = None) -> int:
+         fallbacks: Mapping[str, str] | None = None, celery_config: Mapping[str, Any] | None = None) -> int:
     try:
         settings = parse_settings(sys.argv[1:] if argv is None else argv, os.environ, prog=prog,
-                                  fallbacks=fallbacks)
+                                  fallbacks=fallbacks, celery_config=celery_config)
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    from .service import run  # imported here so that --help and usage errors stay fast
-    run(settings)
+    from .service import StartupError, run  # imported here so that --help and usage errors stay fast
+    try:
+        run(settings)
+    except StartupError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,6 +6,10 @@ checking their types as it parses (other fields are skipped without being built)
 type picks the struct (a tagged union). A message is kombu's JSON envelope (``body`` base64 when
 ``properties.body_encoding`` says so); its body is one event or, for the ``task.multi`` batches
 workers send, a list of them. A bad event inside a batch never loses its good neighbours.
+
+msgspec reports malformed input with three exceptions, and all three are caught here: DecodeError
+(not JSON), UnicodeDecodeError (bytes that are not UTF-8) and RecursionError (nesting deeper than
+the interpreter's recursion limit).
 """
 from __future__ import annotations
 
@@ -25,8 +29,14 @@ UNSUPPORTED_CONTENT_TYPE = "unsupported_content_type"
 MISSING_FIELD = "missing_field"
 WRONG_TYPE = "wrong_type"
 UNKNOWN_TYPE = "unknown_type"
+TOO_DEEP = "too_deep"
+# Not a property of the message but of the exporter: handling it raised an unexpected exception.
+INTERNAL = "internal"
 REASONS = (TOO_LARGE, INVALID_JSON, BAD_ENVELOPE, BAD_BASE64, UNSUPPORTED_CONTENT_TYPE,
-           MISSING_FIELD, WRONG_TYPE, UNKNOWN_TYPE)
+           MISSING_FIELD, WRONG_TYPE, UNKNOWN_TYPE, TOO_DEEP, INTERNAL)
+
+# Not JSON at all: msgspec's own error, or bytes that are not UTF-8.
+_NOT_JSON = (msgspec.DecodeError, UnicodeDecodeError)
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -53,6 +63,7 @@ class TaskSent(TaskEvent, tag="task-sent"):
 
 class TaskReceived(TaskEvent, tag="task-received"):
     name: str
+    eta: Union[str, None] = None
 
 
 class TaskStarted(TaskEvent, tag="task-started"):
@@ -137,8 +148,11 @@ def envelope_body(raw: bytes | str, max_bytes: int, error: ErrorSink) -> bytes |
     except msgspec.ValidationError:
         error(BAD_ENVELOPE)
         return None
-    except msgspec.DecodeError:
+    except _NOT_JSON:
         error(INVALID_JSON)
+        return None
+    except RecursionError:
+        error(TOO_DEEP)
         return None
     if envelope.content_type != JSON_CONTENT_TYPE:
         error(UNSUPPORTED_CONTENT_TYPE)
@@ -156,26 +170,39 @@ def body_events(body: bytes | str, error: ErrorSink) -> list[Event]:
     """The valid events of a JSON body (one event or a list of them); the rest are reported."""
     try:
         decoded = _body.decode(body)
-    except msgspec.ValidationError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # Often one bad event in a batch of good ones (msgspec's ValidationError is a DecodeError).
         return _salvage(body, error)
-    except msgspec.DecodeError:
-        error(INVALID_JSON)
-        return []
     return decoded if type(decoded) is list else [decoded]
 
 
 def _salvage(body: bytes | str, error: ErrorSink) -> list[Event]:
-    """Decode a body that failed as a whole event by event, keeping the good ones."""
+    """Decode a body that failed as a whole event by event, keeping the good ones, and name why
+    the rest failed.
+
+    Splitting the list into raw items does not check that strings are UTF-8, so an item that is
+    not fails on its own.
+    """
     try:
         items = _raw_list.decode(body)
     except msgspec.ValidationError:  # valid JSON, but neither an event nor a list
         items = [msgspec.Raw(body.encode() if isinstance(body, str) else body)]
+    except msgspec.DecodeError:
+        error(INVALID_JSON)
+        return []
+    except RecursionError:
+        error(TOO_DEEP)
+        return []
     events = []
     for item in items:
         try:
             events.append(_one.decode(item))
         except msgspec.ValidationError as exc:
             error(_reason(str(exc)))
+        except _NOT_JSON:
+            error(INVALID_JSON)
+        except RecursionError:
+            error(TOO_DEEP)
     return events
 
 
@@ -186,8 +213,3 @@ def _reason(message: str) -> str:
     if message.startswith("Invalid value") and message.endswith("at `$.type`"):
         return UNKNOWN_TYPE
     return WRONG_TYPE
-
-
-def from_dict(event: dict) -> Event:
-    """An event from a plain dict (tests, tools), validated like one off the wire."""
-    return msgspec.convert(event, AnyEvent)

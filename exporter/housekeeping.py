@@ -5,7 +5,6 @@ Kept long enough (30 min by default) for a ``for: 10m`` alert on ``celery_worker
 from __future__ import annotations
 
 import logging
-import time
 
 from .aggregates import Aggregates
 from .liveness import Liveness
@@ -27,7 +26,7 @@ class Housekeeping:
             workers, last_heard = self.aggregates.copy_workers()
         with self.polls.lock:
             answered_at = dict(self.polls.answered_at)
-        gone = self.liveness.gone(workers, last_heard, answered_at, time.monotonic())
+        gone = self.liveness.gone(workers, last_heard, answered_at, self.liveness.clock())
         if not gone:
             return
         log.info("purging series of gone hosts: %s", ", ".join(sorted(gone)))

@@ -7,8 +7,6 @@ find workers that have not announced themselves by events.
 """
 from __future__ import annotations
 
-import time
-
 from celery import Celery
 
 from .aggregates import Aggregates
@@ -73,7 +71,7 @@ class WorkerInspection:
                    if self.liveness.is_up(workers.get(h), last_heard.get(h), answered_at.get(h), now))
 
     def poll(self) -> None:
-        now = time.monotonic()
+        now = self.liveness.clock()
         expected = self._expected(now)
         full = expected == 0 or now - self._last_full_round >= self.discovery_interval
         with self.app.connection_for_write() as conn:

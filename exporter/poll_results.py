@@ -39,9 +39,11 @@ class PollResults:
     lock: threading.Lock = field(default_factory=threading.Lock)
     stats: dict[str, WorkerStats] = field(default_factory=dict)
     consumed: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # hostname -> time.monotonic() of its last inspection reply.
+    # hostname -> Liveness.clock() time of its last inspection reply.
     answered_at: dict[str, float] = field(default_factory=dict)
     queues: dict[str, QueueDepth] = field(default_factory=dict)
+    # time.monotonic() after which ``queues`` is too old to show.
+    queues_valid_until: float = float("-inf")
     sources: dict[str, SourceHealth] = field(default_factory=dict)
     broker_connected: bool = False
 
@@ -66,6 +68,7 @@ class PollResults:
             return PollResults(
                 stats=dict(self.stats), consumed=dict(self.consumed),
                 answered_at=dict(self.answered_at), queues=dict(self.queues),
+                queues_valid_until=self.queues_valid_until,
                 sources={name: replace(health) for name, health in self.sources.items()},
                 broker_connected=self.broker_connected,
             )

@@ -3,19 +3,32 @@
 Both event sources feed this one path: the Redis fast path hands over pub/sub payloads
 (``feed``/``feed_many``), the kombu consumer hands over message bodies (``feed_body``). It is
 also the in-process entry point of the benchmark.
+
+A message whose handling raises anything unexpected is counted (reason ``internal``), logged, and
+skipped: the messages after it in the same socket read must not be lost with it, nor the
+connection.
 """
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from . import decode
 from .aggregates import Aggregates
 
+log = logging.getLogger(__name__)
+
+# How much of a message that broke the exporter goes into the log.
+_LOGGED_BYTES = 200
+
 
 class EventProcessor:
-    def __init__(self, aggregates: Aggregates, max_message_bytes: int = 1_048_576) -> None:
+    def __init__(self, aggregates: Aggregates, max_message_bytes: int = 1_048_576,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock`` stamps when each host was last heard from (see ``event_clock``)."""
         self.aggregates = aggregates
+        self.clock = clock
         self.lock = aggregates.lock
         self.max_message_bytes = max_message_bytes
         # Counted by struct class on the hot path, named by event type when read.
@@ -35,12 +48,12 @@ class EventProcessor:
     def feed(self, raw: bytes | str) -> None:
         """One Redis pub/sub payload (kombu's JSON envelope)."""
         with self.lock:
-            self._feed(raw, time.monotonic())
+            self._feed(raw, self.clock())
 
     def feed_many(self, raws: Iterable[bytes | str]) -> None:
         """Several payloads under one lock acquisition: what one socket read delivered."""
         with self.lock:
-            now = time.monotonic()
+            now = self.clock()
             for raw in raws:
                 self._feed(raw, now)
 
@@ -54,13 +67,19 @@ class EventProcessor:
             if len(body) > self.max_message_bytes:
                 self._error(decode.TOO_LARGE)
                 return
-            self._apply(decode.body_events(body, self._error), time.monotonic())
+            try:
+                self._apply(decode.body_events(body, self._error), self.clock())
+            except Exception:  # noqa: BLE001 - one message must never stop the consumer
+                self._internal_error(body)
 
     def _feed(self, raw: bytes | str, now: float) -> None:
         self.messages += 1
-        body = decode.envelope_body(raw, self.max_message_bytes, self._error)
-        if body is not None:
-            self._apply(decode.body_events(body, self._error), now)
+        try:
+            body = decode.envelope_body(raw, self.max_message_bytes, self._error)
+            if body is not None:
+                self._apply(decode.body_events(body, self._error), now)
+        except Exception:  # noqa: BLE001 - one message must never stop the consumer
+            self._internal_error(raw)
 
     def _apply(self, events: list[decode.Event], now: float) -> None:
         if not events:
@@ -75,6 +94,15 @@ class EventProcessor:
 
     def _error(self, reason: str) -> None:
         self.errors[reason] = self.errors.get(reason, 0) + 1
+
+    def _internal_error(self, message: bytes | str) -> None:
+        """Count and log a message that broke the exporter; the log is thinned out to the 1st,
+        2nd, 4th, 8th, ... such message, so that a flood of them cannot flood the log."""
+        self._error(decode.INTERNAL)
+        count = self.errors[decode.INTERNAL]
+        if count & (count - 1) == 0:
+            log.error("skipped an event message that the exporter failed to handle (%d so far); "
+                      "it began with %r", count, message[:_LOGGED_BYTES], exc_info=True)
 
     def copy_counts(self) -> tuple[dict[str, int], dict[str, int], float | None]:
         """(events by type, errors by reason, wall time of the last event); caller holds lock."""

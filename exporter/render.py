@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from itertools import accumulate
 
-from .aggregates import STATES, TaskCopy, escape_label_value
+from .aggregates import RECEIVED, STATES, TaskCopy, escape_label_value
 from .decode import REASONS
 from .snapshot import QueueView, Snapshot, WorkerView
 
@@ -51,6 +51,10 @@ _Block = tuple[int, float, str]
 class Renderer:
     """Renders snapshots; remembers each histogram's text until its count or sum changes.
 
+    A series is rendered with all seven state counters, zeros included, from its first event, and
+    with both histograms (at 0 until observed) once a worker has received the task: so rate() and
+    increase() count the first event of each kind.
+
     Histograms are most of a large scrape (17 lines per series), and between two scrapes many
     series see no event at all; their text is reused instead of rebuilt. The cache holds only
     the series of the last snapshot, so it is bounded like the series themselves.
@@ -85,7 +89,8 @@ class Renderer:
         for t in tasks:
             buckets, total = values(t)
             count = sum(buckets)
-            if not count:
+            if not count and not any(t.counts[RECEIVED:]):
+                # Only task-sent so far (a producer's series): no histogram will ever fill.
                 continue
             labels = t.labels
             block = previous.get(labels)
@@ -104,18 +109,29 @@ def _render_tasks(out: list[str], tasks: list[TaskCopy]) -> None:
         name = f"celery_task_{state}_total"
         _header(out, name, "counter", _TASK_HELP[state])
         prefix = name + "{"
-        out.extend([f"{prefix}{t.labels}}} {t.counts[index]}\n" for t in tasks if t.counts[index]])
+        # Zeros too: rate() and increase() see a counter's first increment only if it was
+        # scraped before at 0 (`failed` can only start at its first failure, for its label).
+        out.extend([f"{prefix}{t.labels}}} {t.counts[index]}\n" for t in tasks])
     _header(out, "celery_task_failed_total", "counter", "Tasks that failed, by exception class name.")
     for t in tasks:
         for exception, count in t.failed:
             out.append(f'celery_task_failed_total{{{t.labels},exception="{escape_label_value(exception)}"}} {count}\n')
 
 
-def _gauge(out: list[str], name: str, help_text: str, samples: Iterable[tuple[str, float | None]],
-           kind: str = "gauge") -> None:
+def _samples(out: list[str], name: str, kind: str, help_text: str,
+             samples: Iterable[tuple[str, float | None]]) -> None:
+    """A metric family from (label text, value) pairs; a None value is left out."""
     _header(out, name, kind, help_text)
     out.extend([f"{name}{{{labels}}} {number(value)}\n" if labels else f"{name} {number(value)}\n"
                 for labels, value in samples if value is not None])
+
+
+def _gauge(out: list[str], name: str, help_text: str, samples: Iterable[tuple[str, float | None]]) -> None:
+    _samples(out, name, "gauge", help_text, samples)
+
+
+def _counter(out: list[str], name: str, help_text: str, samples: Iterable[tuple[str, float | None]]) -> None:
+    _samples(out, name, "counter", help_text, samples)
 
 
 def _host(worker: WorkerView) -> str:
@@ -162,11 +178,11 @@ def _render_queues(out: list[str], queues: list[QueueView]) -> None:
 
 
 def _render_self(out: list[str], s: Snapshot) -> None:
-    _gauge(out, "celery_exporter_events_received_total", "Valid Celery events applied, by event type.",
-           [(f'type="{escape_label_value(k)}"', v) for k, v in sorted(s.events_by_type.items())], "counter")
-    _gauge(out, "celery_exporter_decode_errors_total",
-           "Messages or events on the events exchange that were skipped, by reason.",
-           [(f'reason="{r}"', s.decode_errors.get(r, 0)) for r in REASONS], "counter")
+    _counter(out, "celery_exporter_events_received_total", "Valid Celery events applied, by event type.",
+             [(f'type="{escape_label_value(k)}"', v) for k, v in sorted(s.events_by_type.items())])
+    _counter(out, "celery_exporter_decode_errors_total",
+             "Messages or events on the events exchange that were skipped, by reason.",
+             [(f'reason="{r}"', s.decode_errors.get(r, 0)) for r in REASONS])
     _gauge(out, "celery_exporter_broker_connected", "1 while the events consumer is connected to the broker.",
            [("", int(s.broker_connected))])
     _gauge(out, "celery_exporter_last_event_timestamp_seconds", "Exporter clock time of the last event applied.",
@@ -174,19 +190,24 @@ def _render_self(out: list[str], s: Snapshot) -> None:
     sources = sorted(s.sources.items())
     _gauge(out, "celery_exporter_source_up", "1 when the source's last poll or connection succeeded.",
            [(f'source="{n}"', int(h.up)) for n, h in sources])
-    _gauge(out, "celery_exporter_source_duration_seconds", "Duration of the source's last poll.",
+    _gauge(out, "celery_exporter_source_duration_seconds",
+           "Duration of the source's last poll; for events, how long the last connection lasted "
+           "before it was lost (0 while connected).",
            [(f'source="{n}"', h.duration) for n, h in sources])
-    _gauge(out, "celery_exporter_source_errors_total", "Failed polls or connections, by source.",
-           [(f'source="{n}"', h.errors) for n, h in sources], "counter")
+    _counter(out, "celery_exporter_source_errors_total", "Failed polls or connections, by source.",
+             [(f'source="{n}"', h.errors) for n, h in sources])
     _gauge(out, "celery_exporter_task_series", "Task series (hostname, name, queue_name) held.",
            [("", len(s.tasks))])
-    _gauge(out, "celery_exporter_task_series_dropped_total",
-           "Task events not counted because the series cap was reached.", [("", s.series_dropped)], "counter")
+    _counter(out, "celery_exporter_task_series_dropped_total",
+             "Task events not counted because the series cap was reached.", [("", s.series_dropped)])
+    _counter(out, "celery_exporter_exception_labels_folded_total",
+             "Task failures counted under exception=\"other\" because their series had reached "
+             "--max-exception-labels distinct exception labels.", [("", s.exceptions_folded)])
     _gauge(out, "celery_exporter_tasks_in_flight", "Tasks tracked between task-sent/received and their end.",
            [("", s.tasks_in_flight)])
-    _gauge(out, "celery_exporter_tasks_in_flight_evicted_total",
-           "Tasks forgotten before their end because the in-flight cap was reached.",
-           [("", s.in_flight_evicted)], "counter")
+    _counter(out, "celery_exporter_tasks_in_flight_evicted_total",
+             "Tasks forgotten before their end because the in-flight cap was reached.",
+             [("", s.in_flight_evicted)])
     _gauge(out, "celery_exporter_workers_without_events",
            "Up workers that send no events, or run tasks without sending task events (no -E).",
            [("", sum(1 for w in s.workers if w.up and w.without_events))])

@@ -5,7 +5,9 @@ reads the environment or ``sys.argv``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from .web_config import WebConfig
 
@@ -19,11 +21,6 @@ DEFAULT_QUEUE_WAIT_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
 )
 
-# Celery workers announce their heartbeat period as `freq`; "auto" waits this many periods.
-MISSED_HEARTBEATS = 3
-MAX_AUTO_HEARTBEAT_TIMEOUT = 60.0
-DEFAULT_HEARTBEAT_FREQ = 2.0
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -32,6 +29,7 @@ class Settings:
     port: int = 9808
     queues: tuple[str, ...] = ("celery",)
     events_exchange: str = "celeryev"
+    control_exchange: str = "celery"
     redis_key_prefix: str = ""
     queue_interval: float = 5.0
     inspect_interval: float = 5.0
@@ -44,21 +42,27 @@ class Settings:
     task_allow: tuple[str, ...] = ()
     task_deny: tuple[str, ...] = ()
     max_series: int = 10_000
+    max_exception_labels: int = 20
     max_tasks_in_flight: int = 50_000
+    generic_hostname_task_sent_metric: bool = True
     max_message_bytes: int = 1_048_576
     enable_events: bool = False
     reconnect_max_delay: float = 10.0
+    broker_heartbeat: float = 5.0
     log_level: str = "INFO"
     log_format: str = "text"
     web_config: WebConfig | None = None  # TLS and basic auth (--web.config.file)
+    # Settings of the user's Celery app (``celery -A proj exporter``) that shape broker connections
+    # and remote control (CELERY_CONNECTION_SETTINGS), applied as they are to the exporter's app.
+    celery_config: Mapping[str, Any] = field(default_factory=dict)
 
 
-def heartbeat_timeout(settings_timeout: float | None, freq: float | None) -> float:
-    """Seconds of silence after which a worker counts as down.
+# The Celery settings that decide how to reach the broker and talk to workers: the exporter takes
+# them from the app when it has one, so that TLS, failover, credentials and serializers match.
+CELERY_CONNECTION_SETTINGS = (
+    "broker_transport", "broker_transport_options", "broker_use_ssl", "broker_login_method",
+    "broker_failover_strategy", "broker_connection_timeout", "broker_user", "broker_password",
+    "broker_vhost", "broker_port", "accept_content", "task_serializer",
+    "control_queue_ttl", "control_queue_expires", "control_queue_exclusive", "control_queue_durable",
+)
 
-    "auto" follows the period the worker announced, so a worker beating every 2 s is declared
-    down after 6 s, yet never later than a minute whatever it announced.
-    """
-    if settings_timeout is not None:
-        return settings_timeout
-    return min(MISSED_HEARTBEATS * (freq or DEFAULT_HEARTBEAT_FREQ), MAX_AUTO_HEARTBEAT_TIMEOUT)

@@ -48,6 +48,7 @@ class Snapshot:
     broker_connected: bool
     sources: dict[str, SourceHealth]
     series_dropped: int
+    exceptions_folded: int
     tasks_in_flight: int
     in_flight_evicted: int
 
@@ -59,19 +60,24 @@ def take_snapshot(aggregates: Aggregates, processor: EventProcessor, polls: Poll
         worker_events, last_heard = aggregates.copy_workers()
         events_by_type, errors, last_event_time = processor.copy_counts()
         series_dropped = aggregates.series_dropped
+        exceptions_folded = aggregates.exceptions_folded
         in_flight = len(aggregates.in_flight)
         evicted = aggregates.in_flight_evicted
     polled = polls.copy()
-    now = time.monotonic()
+    if time.monotonic() > polled.queues_valid_until:
+        polled.queues = {}
+    now = liveness.clock()
 
     workers = []
     for hostname in sorted(set(worker_events) | set(polled.stats) | set(polled.consumed)):
         events = worker_events.get(hostname)
+        up = liveness.is_up(events, last_heard.get(hostname), polled.answered_at.get(hostname), now)
         workers.append(WorkerView(
             hostname=hostname,
-            up=liveness.is_up(events, last_heard.get(hostname), polled.answered_at.get(hostname), now),
+            up=up,
             without_events=events is None or events.without_task_events,
-            tasks_active=events.active if events else None,
+            # A worker that is down runs nothing, whatever its last heartbeat said.
+            tasks_active=(events.active if up else 0) if events else None,
             last_heartbeat=events.last_heartbeat if events else None,
             stats=polled.stats.get(hostname),
             queues=polled.consumed.get(hostname, ()),
@@ -81,7 +87,7 @@ def take_snapshot(aggregates: Aggregates, processor: EventProcessor, polls: Poll
         workers=workers, queues=_queue_views(workers, polled, always_queues),
         events_by_type=events_by_type, decode_errors=errors, last_event_time=last_event_time,
         broker_connected=polled.broker_connected, sources=polled.sources,
-        series_dropped=series_dropped, tasks_in_flight=in_flight, in_flight_evicted=evicted,
+        series_dropped=series_dropped, exceptions_folded=exceptions_folded, tasks_in_flight=in_flight, in_flight_evicted=evicted,
     )
 
 

@@ -5,6 +5,10 @@ import base64
 import json
 from pathlib import Path
 
+import msgspec
+
+from exporter import decode
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "celery-events"
 
 
@@ -38,3 +42,8 @@ def envelope(body: object, *, routing_key: str = "task.multi", content_type: str
                        "priority": 0, "body_encoding": "base64" if encode else None,
                        "delivery_tag": "00000000-0000-0000-0000-000000000000"},
     }).encode()
+
+
+def event(fields: dict) -> decode.Event:
+    """An event struct from a plain dict, validated as one off the wire."""
+    return msgspec.convert(fields, decode.AnyEvent)

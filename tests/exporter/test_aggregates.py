@@ -1,14 +1,16 @@
 """Events -> counters, histograms and liveness, fed through the real decode path."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from exporter.aggregates import Aggregates, exception_label
-from exporter.decode import from_dict
+from exporter.aggregates import Aggregates, eta_timestamp, exception_label
+from exporter.event_clock import EventClock
 from exporter.liveness import Liveness
 from exporter.processor import EventProcessor
 from exporter.settings import DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_RUNTIME_BUCKETS
-from tests.exporter.captures import capture, envelope
+from tests.exporter.captures import capture, envelope, event
 
 
 def make(**kwargs) -> tuple[Aggregates, EventProcessor]:
@@ -26,10 +28,10 @@ def test_prefork_capture_counts_every_state_with_name_and_queue():
     worker = "w1@vm"
     # sent, received, started, succeeded, retried, rejected, revoked
     assert counts(aggregates) == {
-        ("gen9136@vm", "perf.add", "celery"): [3, 0, 0, 0, 0, 0, 0],
-        ("gen9136@vm", "perf.fail", "celery"): [1, 0, 0, 0, 0, 0, 0],
-        ("gen9136@vm", "perf.retry", "celery"): [1, 0, 0, 0, 0, 0, 0],
-        ("gen9098@vm", "perf.retry", "celery"): [1, 0, 0, 0, 0, 0, 0],
+        # The client (gen9136@vm) and the pool process that published the retry (gen9098@vm).
+        ("generic", "perf.add", "celery"): [3, 0, 0, 0, 0, 0, 0],
+        ("generic", "perf.fail", "celery"): [1, 0, 0, 0, 0, 0, 0],
+        ("generic", "perf.retry", "celery"): [2, 0, 0, 0, 0, 0, 0],
         (worker, "perf.add", "celery"): [0, 3, 3, 3, 0, 0, 0],
         (worker, "perf.fail", "celery"): [0, 1, 1, 0, 0, 0, 0],
         (worker, "perf.retry", "celery"): [0, 2, 2, 0, 1, 0, 0],
@@ -104,6 +106,79 @@ def test_queue_wait_counts_from_eta_and_queue_falls_back_to_routing_key():
     assert series.wait_sum == pytest.approx(30.0)
 
 
+def received(uuid: str, ts: float, **extra) -> dict:
+    return {"type": "task-received", "hostname": "w@h", "uuid": uuid, "name": "t.a", "timestamp": ts, **extra}
+
+
+def started(uuid: str, ts: float) -> dict:
+    return {"type": "task-started", "hostname": "w@h", "uuid": uuid, "timestamp": ts}
+
+
+def test_without_task_sent_a_countdown_waits_from_its_eta():
+    aggregates, processor = make()
+    processor.feed(envelope([received("1", 40.0, eta="1970-01-01T00:01:40+00:00"), started("1", 100.5)]))
+    series = aggregates.series[("w@h", "t.a", "unknown")]
+    assert (sum(series.wait), series.wait_sum) == (1, pytest.approx(0.5))
+
+
+def test_without_task_sent_a_retry_waits_from_its_own_receipt_or_eta():
+    aggregates, processor = make()
+    processor.feed(envelope([
+        received("1", 10.0), started("1", 11.0),
+        {"type": "task-retried", "hostname": "w@h", "uuid": "1", "timestamp": 11.5},
+        received("1", 12.0, eta="1970-01-01T00:03:00+00:00"), started("1", 181.0),  # retry, countdown to 180
+        {"type": "task-succeeded", "hostname": "w@h", "uuid": "1", "runtime": 0.1, "timestamp": 181.1},
+        received("1", 200.0), started("1", 200.25),  # redelivered after its end
+    ]))
+    series = aggregates.series[("w@h", "t.a", "unknown")]
+    assert (sum(series.wait), series.wait_sum) == (3, pytest.approx(1.0 + 1.0 + 0.25))
+
+
+def test_with_task_sent_a_retry_waits_from_its_own_task_sent():
+    aggregates, processor = make()
+    processor.feed(envelope([sent("1", ts=10.0), received("1", 10.5), started("1", 11.0),
+                             received("1", 12.0), sent("1", ts=11.9), started("1", 12.4)]))
+    series = aggregates.series[("w@h", "t.a", "q")]
+    assert (sum(series.wait), series.wait_sum) == (2, pytest.approx(1.0 + 0.5))
+
+
+def test_task_started_arriving_after_the_tasks_end_keeps_name_and_queue():
+    aggregates, processor = make()
+    events = lifecycle("1")
+    processor.feed(envelope([events[0], events[1], events[3], events[2]]))
+    assert set(aggregates.series) == {("generic", "t.a", "q"), ("w@h", "t.a", "q")}
+    series = aggregates.series[("w@h", "t.a", "q")]
+    assert series.counts[2] == 1 and series.wait_sum == pytest.approx(2.0)
+    assert len(aggregates.in_flight) == 0
+
+
+def test_a_task_sent_again_is_the_last_to_be_evicted():
+    aggregates, processor = make(max_tasks_in_flight=2)
+    processor.feed(envelope([sent("a"), sent("b"), sent("a"), sent("c")]))
+    assert list(aggregates.in_flight) == ["a", "c"]
+
+
+@pytest.fixture
+def eastern_local_time(monkeypatch):
+    """The exporter's local timezone is not UTC."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("eta, expected", [
+    ("1970-01-01T00:01:40+00:00", 100.0),
+    ("1970-01-01T01:01:40+01:00", 100.0),
+    ("1970-01-01T00:01:40Z", 100.0),
+    ("1970-01-01T00:01:40", 100.0),  # naive: UTC, as Celery's workers read it by default
+    ("next tuesday", None),
+])
+def test_eta_is_read_with_its_offset_and_naive_as_utc(eastern_local_time, eta, expected):
+    assert eta_timestamp(eta) == expected
+
+
 def test_task_seen_without_task_sent_takes_the_workers_single_queue():
     aggregates, processor = make()
     aggregates.single_queues = {"w@h": "only"}
@@ -134,18 +209,18 @@ LIVENESS = Liveness(heartbeat_timeout=None, inspect_interval=5, inspect_timeout=
 def test_worker_is_down_after_three_missed_heartbeats_or_at_once_when_offline():
     aggregates, processor = make()
     beat = {"type": "worker-heartbeat", "hostname": "w@h", "freq": 2.0, "active": 1, "timestamp": 1.0}
-    aggregates.apply(from_dict(beat), now=1000.0)
+    aggregates.apply(event(beat), now=1000.0)
     worker = aggregates.workers["w@h"]
     heard = aggregates.last_heard["w@h"]
     assert LIVENESS.is_up(worker, heard, None, now=1006.0)
     assert not LIVENESS.is_up(worker, heard, None, now=1006.1)
-    aggregates.apply(from_dict({**beat, "type": "worker-offline"}), now=1001.0)
+    aggregates.apply(event({**beat, "type": "worker-offline"}), now=1001.0)
     assert not LIVENESS.is_up(worker, aggregates.last_heard["w@h"], None, now=1001.0)
 
 
 def test_auto_timeout_is_capped_at_a_minute_and_flag_overrides_it():
     worker = make()[0]
-    worker.apply(from_dict({"type": "worker-online", "hostname": "w@h", "freq": 300.0, "timestamp": 1.0}), now=0.0)
+    worker.apply(event({"type": "worker-online", "hostname": "w@h", "freq": 300.0, "timestamp": 1.0}), now=0.0)
     events = worker.workers["w@h"]
     assert LIVENESS.is_up(events, 0.0, None, now=60.0) and not LIVENESS.is_up(events, 0.0, None, now=60.5)
     fixed = Liveness(heartbeat_timeout=10, inspect_interval=5, inspect_timeout=1, purge_after=100)
@@ -164,9 +239,9 @@ def test_gone_hosts_are_purged_after_the_delay_with_all_their_series():
     now = last_heard["w@h"]
     assert LIVENESS.gone(workers, last_heard, {}, now + 50) == set()
     gone = LIVENESS.gone(workers, last_heard, {}, now + 101)
-    assert gone == {"w@h", "gen1@h"}
+    assert gone == {"w@h", "generic"}
     aggregates.purge_hostnames({"w@h"})
-    assert set(aggregates.series) == {("gen1@h", "t.a", "q")}
+    assert set(aggregates.series) == {("generic", "t.a", "q")}
 
 
 def test_retried_arriving_after_the_retrys_success_keeps_name_and_queue():
@@ -176,3 +251,49 @@ def test_retried_arriving_after_the_retrys_success_keeps_name_and_queue():
     processor.feed(envelope({"type": "task-retried", "hostname": "w@h", "uuid": "1", "timestamp": 103.0}))
     assert aggregates.series[("w@h", "t.a", "q")].counts[4] == 1
     assert ("w@h", "unknown", "unknown") not in aggregates.series
+
+
+def test_the_liveness_clock_stands_still_while_disconnected():
+    now = [100.0]
+    clock = EventClock(lambda: now[0])
+    liveness = Liveness(heartbeat_timeout=5, inspect_interval=5, inspect_timeout=1, purge_after=30, clock=clock)
+    aggregates, processor = make()
+    processor.clock = clock
+    processor.feed(envelope({"type": "worker-heartbeat", "hostname": "w@h", "freq": 2.0, "timestamp": 1.0}))
+    worker, heard = aggregates.workers["w@h"], aggregates.last_heard["w@h"]
+    now[0] = 104.0
+    clock.stop()  # cut off 4 s after the last heartbeat
+    now[0] = 1000.0
+    assert clock() == 104.0
+    assert liveness.is_up(worker, heard, None, clock())
+    assert liveness.gone(*aggregates.copy_workers(), {}, clock()) == set()
+    clock.start()  # back: silence resumes counting from 4 s
+    now[0] = 1000.9
+    assert liveness.is_up(worker, heard, None, clock())
+    now[0] = 1001.1
+    assert not liveness.is_up(worker, heard, None, clock())
+    clock.start()
+    assert clock() == pytest.approx(105.1)
+
+
+def test_exception_labels_are_capped_per_series_and_the_rest_counted_as_other():
+    aggregates, processor = make(max_exception_labels=3)
+    failures = [{"type": "task-failed", "hostname": "w@h", "uuid": "f0", "timestamp": 1.0,
+                 "exception": f"<Unlucky object at 0x{i:x}>"} for i in range(10_000)]
+    processor.feed_many([envelope(received("f0", 0.0)), *map(envelope, failures), envelope(failures[1])])
+    failed = aggregates.series[("w@h", "t.a", "unknown")].failed
+    assert len(failed) == 4
+    assert failed["other"] == 10_000 - 3
+    assert failed["<Unlucky object at 0x1>"] == 2  # a label already kept keeps counting
+    assert aggregates.exceptions_folded == 10_000 - 3
+
+
+@pytest.mark.parametrize("sent_hostname, series", [("generic", 1), (None, 5_000)])
+def test_producer_churn_grows_nothing_under_the_generic_hostname(sent_hostname, series):
+    aggregates, processor = make(sent_hostname=sent_hostname)
+    processor.feed_many([envelope({**sent(f"id-{i}"), "hostname": f"gen{i}@h"}) for i in range(5_000)])
+    assert len(aggregates.series) == series
+    assert len(aggregates.last_heard) == series
+    assert sum(s.counts[0] for s in aggregates.series.values()) == 5_000
+    if sent_hostname:
+        assert aggregates.series[("generic", "t.a", "q")].counts[0] == 5_000

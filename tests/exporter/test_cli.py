@@ -1,13 +1,18 @@
 """Flags, environment variables, their errors, and the three ways to start the exporter."""
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from celery import Celery
 
+from exporter.celery_command import app_celery_config, app_fallbacks
 from exporter.cli import OPTIONS, UsageError, parse_settings
+from exporter.redis_target import RedisTarget
+from exporter.service import celery_app
 from tests.support.exporter import start_exporter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +38,19 @@ def test_flags_win_over_environment_and_environment_over_defaults():
     assert settings.inspect_interval == 5.0 and settings.purge_after == 1800.0
 
 
+@pytest.mark.parametrize("argv, environ, expected", [
+    ([], {}, (True, False)),
+    (["--enable-events"], {}, (True, True)),
+    (["--enable-events", "no", "--generic-hostname-task-sent-metric", "false"], {}, (False, False)),
+    ([], {"AUTOPILOT_EXPORTER_GENERIC_HOSTNAME_TASK_SENT_METRIC": "false"}, (False, False)),
+    (["--generic-hostname-task-sent-metric"], {"AUTOPILOT_EXPORTER_GENERIC_HOSTNAME_TASK_SENT_METRIC": "0"},
+     (True, False)),
+])
+def test_boolean_flags_alone_mean_true_and_take_a_value(argv, environ, expected):
+    settings = parse_settings(["--broker-url", "redis://h/0", *argv], environ)
+    assert (settings.generic_hostname_task_sent_metric, settings.enable_events) == expected
+
+
 def test_defaults_match_the_documented_ones():
     settings = parse_settings(["--broker-url", "redis://h/0"], {})
     assert (settings.host, settings.port, settings.queues) == ("0.0.0.0", 9808, ("celery",))
@@ -45,6 +63,10 @@ def test_defaults_match_the_documented_ones():
     (["--inspect-timeout", "-1"], {}, "--inspect-timeout"),
     (["--runtime-buckets", "1,0.5"], {}, "--runtime-buckets"),
     (["--log-level", "chatty"], {}, "--log-level"),
+    (["--inspect-interval", "inf"], {}, "--inspect-interval"),
+    (["--heartbeat-timeout", "nan"], {}, "--heartbeat-timeout"),
+    (["--runtime-buckets", "0.5,1,inf"], {}, "--runtime-buckets"),
+    (["--queue-wait-buckets", "nan,1"], {}, "--queue-wait-buckets"),
     ([], {"AUTOPILOT_EXPORTER_MAX_SERIES": "lots"}, "AUTOPILOT_EXPORTER_MAX_SERIES"),
     ([], {"AUTOPILOT_EXPORTER_ENABLE_EVENTS": "maybe"}, "AUTOPILOT_EXPORTER_ENABLE_EVENTS"),
 ])
@@ -111,3 +133,33 @@ def test_celery_broker_option_is_used(broker_url):
         assert exporter.metrics().value("celery_exporter_broker_connected") == 1
     finally:
         exporter.stop()
+
+
+def test_the_apps_broker_is_taken_as_written_with_its_connection_settings():
+    app = Celery("proj", set_as_current=False)
+    app.conf.broker_url = ["rediss://:secret@a:6380/2?ssl_cert_reqs=required", "rediss://b:6380/2"]
+    app.conf.broker_use_ssl = {"ssl_ca_certs": "/etc/ca.pem"}
+    app.conf.broker_transport_options = {"global_keyprefix": "t7:", "visibility_timeout": 60}
+    app.conf.control_exchange = "ctl"
+    app.conf.task_serializer = "pickle"
+    settings = parse_settings([], {}, fallbacks=app_fallbacks(app), celery_config=app_celery_config(app))
+    assert settings.broker_url == "rediss://:secret@a:6380/2?ssl_cert_reqs=required;rediss://b:6380/2"
+    assert (settings.redis_key_prefix, settings.control_exchange) == ("t7:", "ctl")
+    assert settings.celery_config["broker_use_ssl"] == {"ssl_ca_certs": "/etc/ca.pem"}
+    assert settings.celery_config["task_serializer"] == "pickle"
+    exporter_app = celery_app(settings)
+    assert exporter_app.conf.broker_transport_options["visibility_timeout"] == 60
+    assert exporter_app.conf.control_exchange == "ctl"
+    targets = RedisTarget.all_from_url(settings.broker_url, exporter_app.conf.broker_use_ssl)
+    assert [(t.host, t.db, t.tls["ssl_ca_certs"]) for t in targets] == [("a", 2, "/etc/ca.pem"), ("b", 2, "/etc/ca.pem")]
+
+
+def test_a_bad_tls_setting_or_a_busy_port_exits_1_with_the_reason(broker_url):
+    bad = run(sys.executable, "-m", "exporter", "--broker-url", "rediss://127.0.0.1:1/0?ssl_cert_reqs=maybe")
+    assert bad.returncode == 1 and "ssl_cert_reqs 'maybe'" in bad.stderr, bad.stderr
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = run(sys.executable, "-m", "exporter", "--broker-url", broker_url, "--host", "127.0.0.1",
+                     "--port", str(port))
+    assert result.returncode == 1, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr

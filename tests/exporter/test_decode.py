@@ -51,6 +51,8 @@ def test_prefork_capture_has_the_expected_mix():
 
 
 GOOD = {"type": "task-started", "hostname": "w@h", "uuid": "u1", "timestamp": 1.0}
+# Nested far deeper than the interpreter's recursion limit.
+DEEP = b"[" * 100_000 + b"]" * 100_000
 
 
 @pytest.mark.parametrize("raw, reason", [
@@ -73,6 +75,13 @@ GOOD = {"type": "task-started", "hostname": "w@h", "uuid": "u1", "timestamp": 1.
     (envelope({**GOOD, "type": "worker-heartbeat", "active": "2"}), decode.WRONG_TYPE),
     (envelope({**GOOD, "type": "task-teleported"}), decode.UNKNOWN_TYPE),
     (envelope({"x": "y" * (LIMIT + 1)}), decode.TOO_LARGE),
+    # Malformed in ways msgspec reports with exceptions other than its DecodeError.
+    (b'{"body": "\xff", "properties": {}, "content-type": "application/json"}', decode.INVALID_JSON),
+    (envelope(b'{"type": "task-started", "hostname": "\xff", "uuid": "u", "timestamp": 1}'),
+     decode.INVALID_JSON),
+    (b'{"deep": ' + DEEP + b', "body": "", "properties": {}}', decode.TOO_DEEP),
+    (envelope(DEEP), decode.TOO_DEEP),
+    (envelope(b'[{"type": "task-started", "x": ' + DEEP + b'}]'), decode.TOO_DEEP),
 ])
 def test_garbage_is_named_by_its_reason(raw, reason):
     events, errors = decode_all([raw])
@@ -85,6 +94,14 @@ def test_a_bad_event_in_a_batch_keeps_its_good_neighbours():
     events, errors = decode_all([envelope(batch)])
     assert [e["uuid"] for e in events] == ["u1", "u2"]
     assert errors == {decode.MISSING_FIELD: 1, decode.WRONG_TYPE: 1}
+
+
+def test_a_string_that_is_not_utf8_in_a_batch_keeps_its_good_neighbours():
+    not_utf8 = b'{"type": "task-started", "hostname": "w\xff@h", "uuid": "u9", "timestamp": 1.0}'
+    batch = b"[" + json.dumps(GOOD).encode() + b", " + not_utf8 + b", " + json.dumps({**GOOD, "uuid": "u2"}).encode() + b"]"
+    events, errors = decode_all([envelope(batch)])
+    assert [e["uuid"] for e in events] == ["u1", "u2"]
+    assert errors == {decode.INVALID_JSON: 1}
 
 
 def test_unencoded_body_is_accepted():

@@ -1,7 +1,9 @@
 """The hand-written exposition: parseable, escaped, cumulative, and clean under promtool."""
 from __future__ import annotations
 
-from exporter.aggregates import Aggregates
+import time
+
+from exporter.aggregates import STATES, Aggregates
 from exporter.liveness import Liveness
 from exporter.poll_results import PollResults, QueueDepth, WorkerStats
 from exporter.processor import EventProcessor
@@ -39,13 +41,14 @@ def test_capture_renders_to_parseable_cumulative_histograms():
 def test_awkward_label_values_survive_escaping():
     name = 'odd "task" \\ with\nnewline and 100% {braces}'
     text = rendered([envelope([
-        {"type": "task-sent", "hostname": 'w"1@h', "uuid": "1", "name": name, "queue": "q\\1", "timestamp": 1.0},
-        {"type": "task-started", "hostname": "w@h", "uuid": "1", "timestamp": 2.0},
-        {"type": "task-failed", "hostname": "w@h", "uuid": "1", "exception": 'Weird"Error\\(x)', "timestamp": 3.0},
+        {"type": "task-sent", "hostname": "gen1@h", "uuid": "1", "name": name, "queue": "q\\1", "timestamp": 1.0},
+        {"type": "task-started", "hostname": 'w"1@h', "uuid": "1", "timestamp": 2.0},
+        {"type": "task-failed", "hostname": 'w"1@h', "uuid": "1", "exception": 'Weird"Error\\(x)', "timestamp": 3.0},
     ])])
     metrics = Metrics(text)
-    assert metrics.value("celery_task_sent_total", name=name, hostname='w"1@h', queue_name="q\\1") == 1
-    assert metrics.value("celery_task_failed_total", name=name, exception='Weird"Error\\') == 1
+    assert metrics.value("celery_task_sent_total", name=name, hostname="generic", queue_name="q\\1") == 1
+    assert metrics.value("celery_task_failed_total", name=name, hostname='w"1@h', queue_name="q\\1",
+                         exception='Weird"Error\\') == 1
     assert metrics.value("celery_task_queue_wait_time_count", name=name) == 1
     assert promtool_findings(text) == []
 
@@ -56,6 +59,7 @@ def test_worker_and_queue_metrics_from_poll_results():
                                        autoscaler_max=4, prefetch_count=12, max_rss_bytes=1024)
     polls.consumed["w1@vm"] = ("celery", "other")
     polls.queues = {"celery": QueueDepth(7), "other": QueueDepth(2, consumers=5)}
+    polls.queues_valid_until = time.monotonic() + 60
     heartbeat = {"type": "worker-heartbeat", "hostname": "w1@vm", "freq": 2.0, "active": 2,
                  "timestamp": 5.0}
     metrics = Metrics(rendered([envelope(heartbeat)], polls))
@@ -96,3 +100,38 @@ def test_reused_histogram_text_follows_new_observations():
         first.matching("celery_task_runtime_bucket", hostname="b@h")
     aggregates.purge_hostnames({"b@h"})
     assert scrape().matching("celery_task_runtime_count", hostname="b@h") == []
+
+
+def test_counters_are_rendered_from_0_and_histograms_from_receipt():
+    """rate() and increase() only see a first increment that follows a scrape at 0."""
+    metrics = Metrics(rendered([envelope([
+        {"type": "task-sent", "hostname": "gen1@h", "uuid": "1", "name": "t.a", "queue": "q", "timestamp": 1.0},
+        {"type": "task-received", "hostname": "w@h", "uuid": "1", "name": "t.a", "timestamp": 2.0},
+    ])]))
+    expected = {"generic": {"sent": 1}, "w@h": {"received": 1}}
+    for state in STATES:
+        for hostname, counts in expected.items():
+            assert metrics.value(f"celery_task_{state}_total", hostname=hostname) == counts.get(state, 0)
+    for histogram in ("celery_task_runtime", "celery_task_queue_wait_time"):
+        assert metrics.value(f"{histogram}_count", hostname="w@h") == 0
+        assert metrics.value(f"{histogram}_bucket", hostname="w@h", le="+Inf") == 0
+        # A producer's series never fills a histogram: none is rendered for it.
+        assert metrics.value(f"{histogram}_count", hostname="generic") is None
+    assert metrics.matching("celery_task_failed_total") == []
+    assert promtool_findings(metrics.text) == []
+
+
+def test_queue_depths_past_their_age_are_not_shown():
+    polls = PollResults()
+    polls.queues = {"celery": QueueDepth(7)}
+    polls.queues_valid_until = time.monotonic() - 0.1
+    metrics = Metrics(rendered([], polls))
+    assert metrics.value("celery_queue_length", queue_name="celery") is None
+    assert metrics.value("celery_active_worker_count", queue_name="celery") == 0
+
+
+def test_a_worker_that_is_down_has_no_active_tasks():
+    heartbeat = {"type": "worker-heartbeat", "hostname": "w1@vm", "freq": 2.0, "active": 2, "timestamp": 5.0}
+    metrics = Metrics(rendered([envelope(heartbeat), envelope({**heartbeat, "type": "worker-offline"})]))
+    assert metrics.value("celery_worker_up", hostname="w1@vm") == 0
+    assert metrics.value("celery_worker_tasks_active", hostname="w1@vm") == 0

@@ -36,6 +36,11 @@ def parse_samples(text: str) -> list[tuple[str, dict[str, str], float]]:
             for family in text_string_to_metric_families(text) for s in family.samples]
 
 
+class AmbiguousMetric(AssertionError):
+    """A lookup that should name one sample matches several: a mistake in the test, not a state
+    to wait out."""
+
+
 class Metrics:
     """One parsed scrape."""
 
@@ -52,7 +57,7 @@ class Metrics:
         """The one sample matching; None when absent; an error when ambiguous."""
         found = self.matching(metric, **labels)
         if len(found) > 1:
-            raise AssertionError(f"{len(found)} samples of {metric} match {labels}: {found}")
+            raise AmbiguousMetric(f"{len(found)} samples of {metric} match {labels}: {found}")
         return found[0][1] if found else None
 
     def total(self, metric: str, /, **labels: str) -> float:
@@ -90,7 +95,10 @@ class ExporterProcess:
             seen[0] = metrics.matching(metric)
             return metrics if metrics.value(metric, **labels) == expected else None
         try:
-            return wait_for(probe, timeout=timeout, interval=0.1, what=f"{metric}{labels} == {expected}")
+            return wait_for(probe, timeout=timeout, interval=0.1, what=f"{metric}{labels} == {expected}",
+                            fatal=(AmbiguousMetric,))
+        except AmbiguousMetric:
+            raise
         except AssertionError as exc:
             raise AssertionError(f"{exc}; samples of {metric} were {seen[0]} (exporter log: {self.log})") from None
 

@@ -23,9 +23,13 @@ class Worker:
     proc: subprocess.Popen
     log: Path
     queues: list[str] = field(default_factory=list)
+    # demo.tasks takes it from DEMO_CONTROL_EXCHANGE; remote control must use the same.
+    control_exchange: str = "celery"
 
     def control_app(self) -> Celery:
-        return Celery("tests", broker=self.broker_url)
+        app = Celery("tests", broker=self.broker_url)
+        app.conf.control_exchange = self.control_exchange
+        return app
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the whole process group, so a SIGKILL leaves no pool children behind."""
@@ -81,7 +85,8 @@ def launch_worker(
             cmd, cwd=ROOT, env=proc_env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return Worker(name=name, broker_url=broker_url, proc=proc, log=log, queues=queues)
+    return Worker(name=name, broker_url=broker_url, proc=proc, log=log, queues=queues,
+                  control_exchange=proc_env.get("DEMO_CONTROL_EXCHANGE", "celery"))
 
 
 def wait_until_ready(workers: list[Worker], *, timeout: float = 30.0) -> None:
