@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 
 from actuator.metrics import ActuatorMetrics
-from exporter.render import Renderer
-from exporter.snapshot import Snapshot
+from exporter.service import Exporter
+from exporter.settings import Settings
 
 _TYPE_LINE = re.compile(r"^# TYPE (\S+) (\S+)$", re.MULTILINE)
 _SAMPLE_SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "summary": ("", "_sum", "_count")}
@@ -25,10 +25,8 @@ def _sample_names(exposition: str) -> frozenset[str]:
 
 
 def _empty_exporter_scrape() -> str:
-    empty = Snapshot(tasks=[], runtime_bounds=(1.0,), wait_bounds=(1.0,), workers=[], queues=[],
-                     events_by_type={}, decode_errors={}, last_event_time=None, broker_connected=False,
-                     sources={}, series_dropped=0, tasks_in_flight=0, in_flight_evicted=0)
-    return Renderer().render(empty)
+    """What an exporter that was never started renders (it connects to nothing until started)."""
+    return Exporter(Settings(broker_url="redis://127.0.0.1:1/0")).render_metrics()
 
 
 EXPORTER_METRICS = _sample_names(_empty_exporter_scrape())
