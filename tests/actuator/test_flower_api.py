@@ -133,8 +133,9 @@ async def test_the_rule_files_limits_bound_manual_actions(actuator, actuator_cli
     wait_for(lambda: pool_size(inspector, WORKER2) == ceiling, timeout=20, what="worker2 to grow to max_pool")
     answer = await client.post(f"/api/worker/pool/grow/{WORKER2}", params={"n": "1"}, headers=AUTH_HEADERS)
     assert answer.status == 403
-    assert (await answer.json())["error"] == (f"Failed to grow '{WORKER2}' worker's pool: bounds: pool of {WORKER2} has "
-                                              f"{ceiling} processes and max_pool is {ceiling}: grow by 1 clipped to 0")
+    assert (await answer.json())["error"] == (
+        f"Failed to grow '{WORKER2}' worker's pool: bounds: pool of {WORKER2} has {ceiling} processes and max_pool "
+        f"is {ceiling}: grow by 1 clipped to 0")
     answer = await client.post(f"/api/worker/pool/autoscale/{WORKER3}", params={"min": "1", "max": "99"},
                                headers=AUTH_HEADERS)
     assert (await answer.json())["message"] == f"Autoscaling '{WORKER3}' worker (min=1, max={ceiling})"

@@ -151,6 +151,13 @@ def only_action(answer: requests.Response) -> dict:
     return action
 
 
+async def only_action_of(client, body: dict) -> dict:
+    """POST to an in-process actuator; the only action of its only alert."""
+    answer = await client.post("/webhook", json=body, headers=AUTH_HEADERS)
+    (action,) = (await answer.json())["alerts"][0]["actions"]
+    return action
+
+
 def grows_to(inspector, worker: str, size: int) -> None:
     """Wait until the pool grew to at least ``size``, then it must be exactly ``size``."""
     seen = wait_for(lambda: (now := pool_size(inspector, worker)) >= size and now, timeout=20,
@@ -178,7 +185,8 @@ def test_every_decision_a_rule_can_make_is_a_series_from_the_start(actuator):
                           ("throttle-and-time", "time_limit"), ("api", "pool_shrink"), ("api", "rate_limit")):
         for outcome in ("sent", "failed", "suppressed", "no_targets", "broker_unavailable"):
             assert scrape.value("celery_actuator_actions_total", rule=rule, command=command, outcome=outcome) == 0
-    expected = {"grow": {"duplicate", "paused", "bounds"}, "track-backlog": {"duplicate", "paused", "bounds", "at_target"},
+    expected = {"grow": {"duplicate", "paused", "bounds"},
+                "track-backlog": {"duplicate", "paused", "bounds", "at_target"},
                 "throttle": {"duplicate", "paused", "cooldown"}, "budgeted": {"duplicate", "paused", "budget"},
                 "api": {"paused", "bounds"}}
     for rule, reasons in expected.items():
@@ -451,8 +459,8 @@ async def test_the_global_budget_caps_all_rules_and_manual_actions_together(actu
     assert (await manual("2/h")).status == 200
     assert (await rule("Two", "3/h"))["outcome"] == "sent"
     held = await rule("One", "4/h")
-    assert (held["outcome"], held["reason"]) == (
-        "suppressed", "budget: 3 actions in the last hour (all rules and manual actions); limits.max_actions_per_hour is 3")
+    assert (held["outcome"], held["reason"]) == ("suppressed", "budget: 3 actions in the last hour (all rules and "
+                                                               "manual actions); limits.max_actions_per_hour is 3")
     refused = await manual("5/h")
     assert refused.status == 403
     assert (await refused.json())["error"] == (
@@ -481,17 +489,16 @@ async def test_a_stale_remembered_size_never_shrinks_a_pool_to_nothing(actuator_
     state = client.app[SERVICES].guards.state
     await state.reserve(Reservation(MANUAL_KEY, TARGET, pool=PoolExpectation(None, 8, 60)), record=True)
     settle = notification(alert({"alertname": "Settle"}, status="resolved", starts_at=new_start()))
-    action = (await (await client.post("/webhook", json=settle, headers=AUTH_HEADERS)).json())["alerts"][0]["actions"][0]
+    action = await only_action_of(client, settle)
     assert (action["outcome"], action["guards"]) == ("suppressed", ["bounds"])
     assert f"pool of {TARGET} is settling: live inspection shows 2 processes, 8 were asked for" in action["reason"]
     shrink = notification(alert({"alertname": "ShrinkHard"}, starts_at=new_start()))
-    action = (await (await client.post("/webhook", json=shrink, headers=AUTH_HEADERS)).json())["alerts"][0]["actions"][0]
+    action = await only_action_of(client, shrink)
     assert action["reason"] == (f"bounds: pool of {TARGET} has 2 processes (live inspection 2, 8 asked for moments "
                                 "ago) and min_pool is 2: shrink by 6 clipped to 0")
     assert pool_size(inspector, TARGET) == 2
     # The settling hold may pass: the notification kept no claim and acts when sent again.
-    assert (await (await client.post("/webhook", json=settle, headers=AUTH_HEADERS)).json())[
-        "alerts"][0]["actions"][0]["guards"] == ["bounds"]
+    assert (await only_action_of(client, settle))["guards"] == ["bounds"]
 
 
 async def test_a_worker_that_does_not_answer_the_command_is_recorded_as_no_reply(actuator_client, module_broker_url,
@@ -512,7 +519,8 @@ async def test_a_worker_that_does_not_answer_the_command_is_recorded_as_no_reply
     answer = await client.post("/webhook", json=limit("Throttle", "demo.add", "4/m", new_start()), headers=AUTH_HEADERS)
     action = (await answer.json())["alerts"][0]["actions"][0]
     assert answer.status == 200 and action["outcome"] == "failed"
-    assert action["workers"] == [{"worker": RATES, "outcome": "no_reply", "detail": "no reply within the reply timeout"}]
+    assert action["workers"] == [{"worker": RATES, "outcome": "no_reply",
+                                  "detail": "no reply within the reply timeout"}]
     scrape = Metrics(await (await client.get("/metrics")).text())
     assert scrape.value("celery_actuator_worker_replies_total", command="rate_limit", outcome="no_reply") == 1
     assert scrape.value("celery_actuator_actions_total", rule="throttle", command="rate_limit", outcome="failed") == 1

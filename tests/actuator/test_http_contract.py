@@ -128,7 +128,8 @@ async def test_bodies_past_the_bound_get_413_and_are_recorded(actuator_client, m
     audit = client.app[SERVICES].audit
     recorded = [await audit.notification(i) for i in (1, 2)]
     assert [(n["outcome"], n["principal"]) for n in recorded] == [("rejected", "basic:admin")] * 2
-    assert recorded[0]["error"] == f"request body of {len(big)} bytes exceeds the limit of 2048 bytes (--max-body-bytes)"
+    assert recorded[0]["error"] == (f"request body of {len(big)} bytes exceeds the limit of 2048 bytes "
+                                    "(--max-body-bytes)")
     metrics = await (await client.get("/metrics")).text()
     assert 'celery_actuator_notifications_total{status="invalid"} 2.0' in metrics
 

@@ -88,7 +88,8 @@ def test_defaults_accept_prometheus_durations():
 
 
 def test_dangerous_commands_load_with_a_warning_unless_allowed():
-    text = "defaults: {cooldown: 1h}\nrules:\n- name: stop\n  match: {a: b}\n  actions: [{command: shutdown, workers: all}]\n"
+    text = ("defaults: {cooldown: 1h}\nrules:\n- name: stop\n  match: {a: b}\n"
+            "  actions: [{command: shutdown, workers: all}]\n")
     assert "shutdown is not in 'allow'" in parse_rules(text, "r.yml").warnings[0]
     assert parse_rules("allow: [shutdown]\n" + text).warnings == ()
 
