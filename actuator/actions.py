@@ -14,8 +14,7 @@ from typing import Any
 from . import commands
 from .commands import ArgumentError, CommandSpec
 from .payload import Alert
-from .guard_state import MANUAL_KEY
-from .rules import ActionTemplate, Bounds, GuardPolicy, ManualPolicy, Rule
+from .rules import BOTH, ActionTemplate, Bounds, GuardPolicy, ManualPolicy, Rule
 from .targets import Target
 from .templating import RenderError, alert_context, render_value
 
@@ -32,7 +31,11 @@ class ActionError(ValueError):
 
 @dataclass(frozen=True)
 class Action:
-    """A command with validated arguments and a target, not yet resolved to workers."""
+    """A command with validated arguments and a target, not yet resolved to workers.
+
+    ``rule`` and ``index`` (the rule's action number, from 1) are None for a manual action (the
+    Flower-style API).
+    """
 
     spec: CommandSpec
     arguments: Mapping[str, Any]
@@ -40,13 +43,8 @@ class Action:
     rule: str | None = None
     policy: GuardPolicy = field(default_factory=GuardPolicy)
     bounds: Bounds = field(default_factory=Bounds)
-    # An operator's action under the rule file's ``manual`` block: counted for its cooldown and budget.
-    manual: bool = False
-
-    @property
-    def guard_key(self) -> str | None:
-        """What cooldowns and budgets count this action under (None: nothing is counted)."""
-        return self.rule if self.rule is not None else MANUAL_KEY if self.manual else None
+    index: int | None = None
+    direction: str = BOTH
 
     @property
     def celery_arguments(self) -> dict[str, Any]:
@@ -77,7 +75,7 @@ def render_action(template: ActionTemplate, rule: Rule, alert: Alert) -> Action:
     except ArgumentError as exc:
         raise ActionError(exc.field, exc.detail, rendered) from None
     return Action(spec=template.spec, arguments=validated, target=target, rule=rule.name,
-                  policy=rule.policy, bounds=template.bounds)
+                  policy=rule.policy, bounds=template.bounds, index=template.index, direction=template.direction)
 
 
 
@@ -86,5 +84,4 @@ def manual_action(spec: CommandSpec, arguments: Mapping[str, Any], target: Targe
     """An operator's action (console or Flower API), under the rule file's ``manual`` guards if any."""
     if manual is None:
         return Action(spec=spec, arguments=arguments, target=target)
-    return Action(spec=spec, arguments=arguments, target=target, policy=manual.policy, bounds=manual.bounds,
-                  manual=True)
+    return Action(spec=spec, arguments=arguments, target=target, policy=manual.policy, bounds=manual.bounds)

@@ -173,12 +173,13 @@ class Authenticator:
     async def _bearer(self, token: str) -> Principal | Refusal:
         if not token:
             return Refusal("empty bearer token")
-        secret = token.encode()
+        # aiohttp hands header bytes that are not UTF-8 over as surrogate escapes: back to bytes.
+        secret = token.encode("utf-8", "surrogateescape")
         if (found := self._webhook_tokens.find(None, secret)) is not None:
             return Principal(found, "webhook-bearer", frozenset({Role.WEBHOOK}))
         if (found := self._tokens.find(None, secret)) is not None:
             return Principal(found, "bearer", ALL_ROLES)
-        if self._jwt is None or token.count(".") != 2:
+        if self._jwt is None or token.count(".") != 2 or not token.isascii():
             return Refusal("unknown bearer token")
         try:
             claims = await self._jwt.verify(token)

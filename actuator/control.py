@@ -26,8 +26,13 @@ from .unavailable import Unavailable
 
 T = TypeVar("T")
 # Blocking broker calls in flight at once; each thread has its own reply queue (kombu keys the
-# reply queue by thread), so concurrent webhooks never read each other's replies.
-CONTROL_THREADS = 4
+# reply queue by thread), so concurrent webhooks never read each other's replies. An inspection of
+# a worker that is gone holds its thread for the whole --inspect-timeout, so more threads keep a
+# few of those from queueing every other action behind them; but a broadcast holds two of the
+# app's pooled broker connections at once (its own, and the producer pool's to publish), so half
+# the pool (Celery's broker_pool_limit, 10 by default) is the most: one more and every thread
+# could hold one connection while waiting for a second.
+DEFAULT_POOL_LIMIT = 10
 
 
 # Commands a worker never answers, with what is recorded instead of a reply: Celery's shutdown
@@ -82,7 +87,8 @@ class RemoteControl:
         if settings.broker_url:
             overrides.update(broker_url=settings.broker_url, broker_read_url=None, broker_write_url=None)
         conf.update(overrides)
-        self._executor = ThreadPoolExecutor(max_workers=CONTROL_THREADS, thread_name_prefix="control")
+        threads = max(1, (conf.broker_pool_limit or DEFAULT_POOL_LIMIT) // 2)
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="control")
         probe = self.app.connection_for_write()
         self._connection_errors = (OperationalError, *probe.connection_errors)
         self.broker = maybe_sanitize_url(probe.as_uri(include_password=True))
@@ -137,4 +143,7 @@ class RemoteControl:
         return merged
 
     def close(self) -> None:
+        """Stop the control threads. The broker connections they used stay in kombu's pool for
+        this broker, which belongs to the process (any other app on the same broker shares it):
+        force-closing it would break them; the process's exit closes it."""
         self._executor.shutdown(wait=False, cancel_futures=True)

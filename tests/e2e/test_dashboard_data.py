@@ -87,7 +87,7 @@ def loop(module_broker_url, module_worker_factory, tmp_path_factory) -> Iterator
         wait_for(lambda: running.actions(**THROTTLED), timeout=30, interval=0.2,
                  what="the actuator to throttle demo.fail on CeleryTaskFailureRatioHigh")
         operator_rate_limit(running)
-        wait_for(lambda: scraped(running, 'celery_actuator_actions_total{rule="api"}') == 1,
+        wait_for(lambda: scraped(running, 'sum(celery_actuator_actions_total{rule="api"})') == 1,
                  timeout=15, interval=0.2, what="Prometheus to scrape the first operator action")
         operator_rate_limit(running)
         yield running
