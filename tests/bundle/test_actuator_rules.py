@@ -27,12 +27,12 @@ CHECK = [shutil.which("autopilot-actuator", path=str(Path(sys.executable).parent
 EXPECTED = {
     # 750 waiting messages: the seed's max(2, min(10, 750 // 100)) = 7 processes.
     "CeleryQueueBacklog.firing": "rule track-backlog: pool_target size=7 max_pool=10 min_pool=2 -> workers consuming 'celery'",
-    "CeleryQueueBacklog.resolved":
-        "rule settle-after-backlog: pool_target size=2 max_pool=10 min_pool=2 -> workers consuming 'celery'",
+    # Nothing shrinks on resolve: shrink-overprovisioned-pool does, on evidence.
+    "CeleryQueueBacklog.resolved": "no rule matched",
     "CeleryQueueNoConsumers.firing":
         "rule adopt-orphaned-queue: add_consumer queue='orphan' -> workers consuming 'celery'",
     "CeleryPoolOverprovisioned.firing":
-        "rule shrink-overprovisioned-pool: pool_shrink n=4 min_pool=2 -> worker 'celery@worker3'",
+        "rule shrink-overprovisioned-pool: pool_shrink n=4 min_pool=1 -> worker 'celery@worker3'",
     "CeleryWorkerMemoryHigh.firing": "rule restart-leaking-pool: pool_restart  -> worker 'celery@worker1'",
     "CeleryTaskFailureRatioHigh.firing":
         "rule throttle-failing-task: rate_limit task='demo.fail' rate_limit='10/m' -> all workers",
@@ -40,6 +40,7 @@ EXPECTED = {
     "CeleryPoolSaturated.firing": "no rule matched",
     "CeleryExporterDown.firing": "no rule matched",
     "CeleryEventsStalled.firing": "no rule matched",
+    "CeleryWorkersWithoutTaskEvents.firing": "no rule matched",
 }
 
 
