@@ -14,7 +14,7 @@ from typing import Any
 from . import commands
 from .commands import ArgumentError, CommandSpec
 from .payload import Alert
-from .rules import ActionTemplate, Bounds, GuardPolicy, Rule
+from .rules import BOTH, ActionTemplate, Bounds, GuardPolicy, Rule
 from .targets import Target
 from .templating import RenderError, alert_context, render_value
 
@@ -31,7 +31,11 @@ class ActionError(ValueError):
 
 @dataclass(frozen=True)
 class Action:
-    """A command with validated arguments and a target, not yet resolved to workers."""
+    """A command with validated arguments and a target, not yet resolved to workers.
+
+    ``rule`` and ``index`` (the rule's action number, from 1) are None for a manual action (the
+    Flower-style API).
+    """
 
     spec: CommandSpec
     arguments: Mapping[str, Any]
@@ -39,6 +43,8 @@ class Action:
     rule: str | None = None
     policy: GuardPolicy = field(default_factory=GuardPolicy)
     bounds: Bounds = field(default_factory=Bounds)
+    index: int | None = None
+    direction: str = BOTH
 
     @property
     def celery_arguments(self) -> dict[str, Any]:
@@ -69,5 +75,5 @@ def render_action(template: ActionTemplate, rule: Rule, alert: Alert) -> Action:
     except ArgumentError as exc:
         raise ActionError(exc.field, exc.detail, rendered) from None
     return Action(spec=template.spec, arguments=validated, target=target, rule=rule.name,
-                  policy=rule.policy, bounds=template.bounds)
+                  policy=rule.policy, bounds=template.bounds, index=template.index, direction=template.direction)
 

@@ -2,10 +2,13 @@
 
 Records are written before the HTTP answer goes out, so what Alertmanager (or an operator) was
 told always has a trail (see :mod:`actuator.sqlite_file` for what survives a crash). Retention
-is bounded by age and by row count, pruned periodically by the server.
+is bounded by age and by row count, pruned periodically by the server. A notification's body is
+stored once per content (by SHA-256): Alertmanager's re-sends, retries and replicas deliver the
+same body again and again, and a thousand copies of it must not cost a thousand times its size.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
@@ -15,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from .outcomes import ActionReport, AlertReport
-from .sqlite_file import SqliteFile
+from .sqlite_file import SqliteFile, transaction
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
     id INTEGER PRIMARY KEY,
@@ -29,7 +32,12 @@ CREATE TABLE IF NOT EXISTS notifications (
     alert_count INTEGER,
     outcome TEXT NOT NULL,
     error TEXT,
-    payload TEXT
+    payload TEXT,
+    payload_sha256 TEXT
+);
+CREATE TABLE IF NOT EXISTS payloads (
+    sha256 TEXT PRIMARY KEY,
+    body TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY,
@@ -57,6 +65,8 @@ CREATE INDEX IF NOT EXISTS decisions_rule ON decisions(rule);
 CREATE INDEX IF NOT EXISTS decisions_notification ON decisions(notification_id);
 CREATE INDEX IF NOT EXISTS notifications_received_at ON notifications(received_at);
 """
+# Created once the column exists (an audit log from an earlier version gains it first).
+_PAYLOAD_INDEX = "CREATE INDEX IF NOT EXISTS notifications_payload ON notifications(payload_sha256)"
 
 MAX_LIMIT = 1000
 # Filters GET /actions accepts, and the SQL each one becomes.
@@ -102,13 +112,16 @@ class AuditLog:
                                   receiver: str | None = None, status: str | None = None,
                                   group_key: str | None = None, alert_count: int | None = None,
                                   error: str | None = None) -> int:
+        digest = hashlib.sha256(payload.encode("utf-8", "backslashreplace")).hexdigest()
+
         def insert(db: sqlite3.Connection) -> int:
+            db.execute("INSERT OR IGNORE INTO payloads (sha256, body) VALUES (?, ?)", (digest, payload))
             cursor = db.execute(
                 "INSERT INTO notifications (received_at, principal, receiver, status, group_key, "
-                "alert_count, outcome, error, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (time.time(), principal, receiver, status, group_key, alert_count, outcome, error, payload))
+                "alert_count, outcome, error, payload_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), principal, receiver, status, group_key, alert_count, outcome, error, digest))
             return int(cursor.lastrowid)
-        return await self._run(insert)
+        return await self._run(lambda db: transaction(db, insert))
 
     async def finish_notification(self, notification_id: int, outcome: str, error: str | None) -> None:
         await self._run(lambda db: db.execute(
@@ -149,11 +162,13 @@ class AuditLog:
 
     async def notification(self, notification_id: int) -> dict[str, Any] | None:
         row = await self._run(lambda db: db.execute(
-            "SELECT * FROM notifications WHERE id = ?", (notification_id,)).fetchone())
+            "SELECT n.*, coalesce(p.body, n.payload) AS body FROM notifications n "
+            "LEFT JOIN payloads p ON p.sha256 = n.payload_sha256 WHERE n.id = ?", (notification_id,)).fetchone())
         if row is None:
             return None
-        described = dict(row)
+        described = {key: row[key] for key in row.keys() if key not in ("payload", "payload_sha256", "body")}
         described["received_at"] = _iso(described["received_at"])
+        described["payload"] = row["body"]
         return described
 
     async def prune(self, max_age: float | None, max_rows: int | None) -> int:
@@ -169,6 +184,8 @@ class AuditLog:
                     deleted += db.execute(
                         f"DELETE FROM {table} WHERE id <= (SELECT id FROM {table} ORDER BY id DESC "
                         f"LIMIT 1 OFFSET ?)", (max_rows,)).rowcount
+            db.execute("DELETE FROM payloads WHERE NOT EXISTS "
+                       "(SELECT 1 FROM notifications WHERE payload_sha256 = payloads.sha256)")
             return deleted
         return await self._run(prune)
 
@@ -181,6 +198,10 @@ def _prepare(db: sqlite3.Connection) -> None:
     columns = {row["name"] for row in db.execute("PRAGMA table_info(decisions)")}
     if "guards" not in columns:  # an audit log written before the guards existed
         db.execute("ALTER TABLE decisions ADD COLUMN guards TEXT")
+    columns = {row["name"] for row in db.execute("PRAGMA table_info(notifications)")}
+    if "payload_sha256" not in columns:  # bodies stored inline, one per notification, before
+        db.execute("ALTER TABLE notifications ADD COLUMN payload_sha256 TEXT")
+    db.execute(_PAYLOAD_INDEX)
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 

@@ -80,7 +80,8 @@ class Authenticator:
         if scheme == "basic":
             return self._basic(credentials.strip())
         if scheme == "bearer":
-            return self._bearer(credentials.strip().encode())
+            # aiohttp hands header bytes that are not UTF-8 over as surrogate escapes: back to bytes.
+            return self._bearer(credentials.strip().encode("utf-8", "surrogateescape"))
         return None
 
     def _basic(self, credentials: str) -> Principal | None:

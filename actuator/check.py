@@ -18,9 +18,9 @@ from .actions import Action, ActionError, render_action
 from .control import BrokerUnavailable, RemoteControl
 from .payload import Alert, Notification, PayloadError, parse_notification
 from .pipeline import Assessment, assess
-from .pool_bounds import Hold, plan_pool
+from .pool_bounds import Hold, PoolSize, plan_pool
 from .rule_file import RuleFileError, load_rules
-from .rules import ActionTemplate, Rule, RuleSet
+from .rules import BOTH, ActionTemplate, Limits, Rule, RuleSet
 from .settings import ControlSettings
 from .targets import TargetResolver
 
@@ -89,6 +89,8 @@ async def _plan(report: CheckReport, rule: Rule, template: ActionTemplate, alert
         return {"rule": rule.name, "command": template.spec.name, "error": str(exc), "rendered": exc.rendered}
     entry = action.describe()
     bounds = {key: value for key, value in vars(action.bounds).items() if value is not None}
+    if action.spec.tracks and action.direction != BOTH:
+        bounds["direction"] = action.direction
     if bounds:
         entry["bounds"] = bounds
     if action.spec.dangerous and action.spec.name not in report.rules.allow:
@@ -102,17 +104,18 @@ async def _plan(report: CheckReport, rule: Rule, template: ActionTemplate, alert
             entry["targets"] = {"workers": [w.describe() for w in assessment.able],
                                 "refused": [w.describe() for w in assessment.refused],
                                 "reason": assessment.reason}
-            if action.spec.resizes_pool:
-                entry["targets"]["pool"] = _pool_plans(action, assessment)
+            if action.spec.bounded:
+                entry["targets"]["pool"] = _pool_plans(action, assessment, report.rules.limits)
     return entry
 
 
-def _pool_plans(action: Action, assessment: Assessment) -> dict[str, str]:
+def _pool_plans(action: Action, assessment: Assessment, limits: Limits) -> dict[str, str]:
     """Per worker, what the bounds make of a pool action at the inspected pool size (the live
-    service may use a size it asked for moments before; cooldowns and budgets are not shown)."""
+    service may also weigh a size it asked for moments before; cooldowns and budgets are not shown)."""
     plans: dict[str, str] = {}
+    bounds = limits.bound(action.bounds)
     for facts in assessment.able:
-        plan = plan_pool(action, facts, facts.pool_processes)
+        plan = plan_pool(action, facts, PoolSize(facts.pool_processes), bounds)
         if isinstance(plan, Hold):
             plans[facts.name] = f"nothing ({plan.reason})"
         else:

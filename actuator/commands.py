@@ -88,6 +88,21 @@ def name(value: Any) -> str:
     return text
 
 
+# Queues of Celery's and kombu's own machinery: remote-control mailboxes (``<node>.celery.pidbox``,
+# ``<id>.reply.celery.pidbox``), event receivers (``celeryev.<id>``) and the Redis transport's
+# bookkeeping. A worker told to consume one would eat control commands, events or unacked
+# bookkeeping meant for others.
+_RESERVED_QUEUE = re.compile(r".*\.pidbox|celeryev\..*|_kombu\..*|unacked(_index|_mutex)?")
+
+
+def queue_name(value: Any) -> str:
+    text = name(value)
+    if _RESERVED_QUEUE.fullmatch(text):
+        raise ValueError("a queue of the application, not one of Celery's own (*.pidbox, celeryev.*, "
+                         "_kombu.*, unacked*)")
+    return text
+
+
 def named(field: str, value: Any) -> str:
     """A worker, queue or task name given as ``field``; ArgumentError naming the field otherwise."""
     try:
@@ -163,13 +178,23 @@ class CommandSpec:
     arguments: tuple[Argument, ...] = ()
     requires: tuple[Requirement, ...] = ()
     dangerous: bool = False
-    # Changes a pool's size: the commands that max_pool / min_pool bound.
+    # Changes a pool's size by a number of processes: the guards remember the size it asked for.
     resizes_pool: bool = False
+    # The pool bounds a rule may set on the action (the file's ``limits`` bound it too).
+    pool_bounds: tuple[str, ...] = ()
     # max_pool and min_pool are required (pool_target: the target is clamped between them).
     bounds_required: bool = False
+    # Sets a pool to a size computed from the alert: every value of the alert's ``value``
+    # annotation is a decision of its own (the idempotency key includes it).
+    tracks: bool = False
     cross_check: Callable[[Mapping[str, Any]], None] | None = None
     # Arguments always sent with the command, whatever the rule says.
     fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def bounded(self) -> bool:
+        """``max_pool``/``min_pool`` (the rule's or the file's ``limits``) apply to this command."""
+        return self.resizes_pool or self.name == "autoscale"
 
     @property
     def argument_names(self) -> tuple[str, ...]:
@@ -213,19 +238,20 @@ class CommandSpec:
         return {**sent, **self.fixed}
 
 
-_QUEUE = Argument("queue", name)
+_QUEUE = Argument("queue", queue_name)
 _TASK = Argument("task", name, celery_name="task_name")
 
 COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
     CommandSpec("pool_grow", (Argument("n", integer(1, MAX_POOL_PROCESSES), required=False, default=1),),
-                requires=(Requirement.RESIZABLE_POOL,), resizes_pool=True),
+                requires=(Requirement.RESIZABLE_POOL,), resizes_pool=True, pool_bounds=("max_pool",)),
     CommandSpec("pool_shrink", (Argument("n", integer(1, MAX_POOL_PROCESSES), required=False, default=1),),
-                requires=(Requirement.RESIZABLE_POOL,), resizes_pool=True),
+                requires=(Requirement.RESIZABLE_POOL,), resizes_pool=True, pool_bounds=("min_pool",)),
     # Not a Celery command: the guard stage turns it, per worker, into the pool_grow or
     # pool_shrink (autoscale, on an autoscaling worker) that brings the pool to
     # clamp(size, min_pool, max_pool).
     CommandSpec("pool_target", (Argument("size", integer(0, MAX_POOL_PROCESSES)),),
-                requires=(Requirement.SIZABLE_POOL,), resizes_pool=True, bounds_required=True),
+                requires=(Requirement.SIZABLE_POOL,), resizes_pool=True, pool_bounds=("max_pool", "min_pool"),
+                bounds_required=True, tracks=True),
     CommandSpec("autoscale", (Argument("max", integer(1, MAX_POOL_PROCESSES)),
                               Argument("min", integer(0, MAX_POOL_PROCESSES))),
                 requires=(Requirement.AUTOSCALER,), cross_check=_min_le_max),

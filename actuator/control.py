@@ -26,8 +26,12 @@ from .unavailable import Unavailable
 
 T = TypeVar("T")
 # Blocking broker calls in flight at once; each thread has its own reply queue (kombu keys the
-# reply queue by thread), so concurrent webhooks never read each other's replies.
-CONTROL_THREADS = 4
+# reply queue by thread), so concurrent webhooks never read each other's replies. An inspection of
+# a worker that is gone holds its thread for the whole --inspect-timeout: as many threads as the
+# app's broker connection pool holds connections (Celery's broker_pool_limit, 10 by default), so
+# a few of those do not queue every other action behind them. More would only wait for a
+# connection: kombu's pools are per process and broker, shared with any other app in it.
+DEFAULT_CONTROL_THREADS = 10
 
 
 # Commands a worker never answers, with what is recorded instead of a reply: Celery's shutdown
@@ -82,7 +86,8 @@ class RemoteControl:
         if settings.broker_url:
             overrides.update(broker_url=settings.broker_url, broker_read_url=None, broker_write_url=None)
         conf.update(overrides)
-        self._executor = ThreadPoolExecutor(max_workers=CONTROL_THREADS, thread_name_prefix="control")
+        threads = conf.broker_pool_limit or DEFAULT_CONTROL_THREADS
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="control")
         probe = self.app.connection_for_write()
         self._connection_errors = (OperationalError, *probe.connection_errors)
         self.broker = maybe_sanitize_url(probe.as_uri(include_password=True))
@@ -137,4 +142,7 @@ class RemoteControl:
         return merged
 
     def close(self) -> None:
+        """Stop the control threads. The broker connections they used stay in kombu's pool for
+        this broker, which belongs to the process (any other app on the same broker shares it):
+        force-closing it would break them; the process's exit closes it."""
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -3,7 +3,9 @@ against the actuator: same paths, same query and form parameter names, same answ
 (``{"message": ...}``) and status codes. Unlike Flower, every request goes through the
 actuator's validation, capability checks, guards and audit log, and the commands that restart,
 stop or kill (pool restart, shutdown, revoke) are refused with 403 unless ``--allow-api``
-names them: a leaked read-write credential must not be enough to stop the cluster.
+names them: a leaked read-write credential must not be enough to stop the cluster. The guards
+of a manual action are pause, bounds (the rule file's ``limits``; never below one process), the
+global budget and dry-run; a held action answers 403 with the guard's reason.
 """
 from __future__ import annotations
 
@@ -69,7 +71,11 @@ ENDPOINTS = (
 
 
 async def _params(request: web.Request) -> dict[str, str]:
-    """Query and form parameters together, as Tornado's ``get_argument`` sees them."""
+    """Query and form parameters together, as Tornado's ``get_argument`` sees them.
+
+    ValueError when the form body cannot be read (a multipart body without its boundary, bytes
+    that are not UTF-8).
+    """
     params = dict(request.query)
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         params.update({key: value for key, value in (await request.post()).items()
@@ -84,12 +90,17 @@ def _handler(endpoint: Endpoint) -> Callable[[web.Request], Any]:
     async def handle(request: web.Request) -> web.Response:
         parts = services(request)
         name = request.match_info["name"]
-        params = await _params(request)
+        context = Context("api", principal_of(request))
+        try:
+            params = await _params(request)
+        except ValueError as exc:
+            problem = f"cannot read the {request.content_type} body: {exc}"
+            return await _unsent(request, context, ActionReport(command=spec.name, outcome="invalid", reason=problem),
+                                 400, problem)
         worker = params.get("workername") or None if endpoint.path_argument else name
         raw = {argument: params.get(parameter) for parameter, argument in endpoint.parameters.items()}
         if endpoint.path_argument:
             raw[endpoint.path_argument] = name
-        context = Context("api", principal_of(request))
         if spec.name in GATED_API_COMMANDS and spec.name not in parts.settings.allow_api:
             reason = (f"{request.method} {request.path} is disabled: start the actuator with "
                       f"--allow-api {spec.name} to allow it")
@@ -125,7 +136,9 @@ def _message(endpoint: Endpoint, name: str, arguments: Mapping[str, Any], report
     if report.outcome != "sent":
         return report.reason or report.outcome
     if endpoint.message is not None:
-        return endpoint.message.format(name=name, **arguments)
+        # What the worker was sent: bounds may have clipped what was asked.
+        sent = next((w.arguments for w in report.workers if w.arguments is not None), {})
+        return endpoint.message.format(name=name, **{**arguments, **sent})
     return next((w.detail for w in report.workers if w.outcome == "ok" and w.detail), "done")
 
 

@@ -1,17 +1,19 @@
 """What the guards remember, and the one interface both places that remember it implement.
 
 Guards need shared, durable memory: which alert notifications were already handled
-(idempotency keys), when each rule last acted on each worker (cooldowns), how many actions each
-rule and all rules together took in the last hour (budgets), the pool size the actuator last
-asked each worker for (a prefork pool shows new processes seconds after ``pool_grow`` answers),
-and whether an operator paused the actuator. :mod:`actuator.state_sqlite` keeps it in an
-embedded SQLite file (one replica; survives restarts); :mod:`actuator.state_redis` keeps it in
-Redis, so several replicas behind one Alertmanager act once.
+(idempotency keys), when each rule's action last acted on each worker (cooldowns), how many
+actions each rule, and all rules and manual actions together, took in the last hour (budgets),
+the pool size the actuator last asked each worker for (a prefork pool shows new processes
+seconds after ``pool_grow`` answers), and whether an operator paused the actuator.
+:mod:`actuator.state_sqlite` keeps it in an embedded SQLite file (one replica; survives
+restarts); :mod:`actuator.state_redis` keeps it in Redis, so several replicas behind one
+Alertmanager act once.
 
 Every check that leads to a write is one atomic step in either store (:meth:`GuardState.reserve`,
 :meth:`GuardState.claim`): two requests, or two replicas, can never both pass a cooldown or a
-budget, nor both claim a notification. The decision itself is :func:`judge`, one function both
-stores call with what they read inside their transaction.
+budget, nor both claim a notification; a reservation reads the pause switch in the same step.
+The decision itself is :func:`judge`, one function both stores call with what they read inside
+their transaction.
 """
 from __future__ import annotations
 
@@ -23,6 +25,9 @@ from .unavailable import Unavailable
 
 # Budgets count actions over a rolling hour.
 BUDGET_WINDOW = 3600.0
+# The key operators' actions (the Flower-style API) are counted under: the global budget counts
+# them; rule names cannot start with "@".
+MANUAL_KEY = "@manual"
 
 
 class StateUnavailable(Unavailable):
@@ -67,14 +72,17 @@ class PoolExpectation:
 
 @dataclass(frozen=True)
 class Reservation:
-    """One action for one worker, to be checked against cooldown and budgets and recorded.
+    """One action for one worker, to be checked against pause, cooldown and budgets and recorded.
 
-    ``rule`` is None for the manual API: no cooldown or budget applies and nothing is counted,
-    only the pool expectation is kept.
+    ``rule`` is the rule's name, or :data:`MANUAL_KEY` for an operator's action; ``action`` the
+    rule's action index: a cooldown is per (rule, action, worker), so a rule's second action is
+    not held by the command its first one just sent. Manual actions have no cooldown or rule
+    budget, but count toward the global budget.
     """
 
-    rule: str | None
+    rule: str
     worker: str
+    action: int | None = None
     cooldown: float | None = None
     rule_budget: int | None = None
     global_budget: int | None = None
@@ -89,6 +97,7 @@ class Snapshot:
     rule_sends: int
     all_sends: int
     pool_size: int | None
+    pause: PauseState
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,8 @@ class Grant:
 
 @dataclass(frozen=True)
 class Refusal:
+    """The guard state said no for now (``paused``, ``cooldown``, ``budget``): each may pass later."""
+
     guard: str
     reason: str
 
@@ -136,19 +147,24 @@ def iso(timestamp: float) -> str:
 
 
 def judge(request: Reservation, snapshot: Snapshot, now: float) -> Refusal | Stale | None:
-    """Cooldown, then the rule's budget, then the global one, then the pool bookkeeping."""
-    if request.rule is not None:
-        cooldown, last = request.cooldown, snapshot.last_sent
-        if cooldown and last is not None and now - last < cooldown:
-            return Refusal("cooldown", f"cooldown: rule {request.rule!r} acted on {request.worker} "
-                                       f"{now - last:.1f}s ago; cooldown {cooldown:g}s "
-                                       f"({cooldown - (now - last):.1f}s left)")
-        if request.rule_budget is not None and snapshot.rule_sends >= request.rule_budget:
-            return Refusal("budget", f"budget: rule {request.rule!r} took {snapshot.rule_sends} actions "
-                                     f"in the last hour; its max_actions_per_hour is {request.rule_budget}")
-        if request.global_budget is not None and snapshot.all_sends >= request.global_budget:
-            return Refusal("budget", f"budget: all rules took {snapshot.all_sends} actions in the last "
-                                     f"hour; limits.max_actions_per_hour is {request.global_budget}")
+    """Pause, cooldown, then the rule's budget, then the global one, then the pool bookkeeping.
+
+    Pause is checked here too, not only before an alert's actions start: a pause that lands
+    while targets are being resolved still stops the command."""
+    if snapshot.pause.paused:
+        return Refusal("paused", snapshot.pause.explain())
+    cooldown, last = request.cooldown, snapshot.last_sent
+    who = "manual actions" if request.rule == MANUAL_KEY else f"rule {request.rule!r}"
+    if cooldown and last is not None and now - last < cooldown:
+        action = f" (action {request.action})" if request.action is not None else ""
+        return Refusal("cooldown", f"cooldown: {who}{action} acted on {request.worker} {now - last:.1f}s ago; "
+                                   f"cooldown {cooldown:g}s ({cooldown - (now - last):.1f}s left)")
+    if request.rule_budget is not None and snapshot.rule_sends >= request.rule_budget:
+        return Refusal("budget", f"budget: {who} took {snapshot.rule_sends} actions in the last hour; "
+                                 f"its max_actions_per_hour is {request.rule_budget}")
+    if request.global_budget is not None and snapshot.all_sends >= request.global_budget:
+        return Refusal("budget", f"budget: {snapshot.all_sends} actions in the last hour (all rules and "
+                                 f"manual actions); limits.max_actions_per_hour is {request.global_budget}")
     if request.pool is not None and snapshot.pool_size != request.pool.seen:
         return STALE
     return None

@@ -6,9 +6,12 @@ reach the broker.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from .outcomes import SENT_OUTCOMES, ActionReport
+from .outcomes import ACTION_OUTCOMES, API_RULE, SENT_OUTCOMES, ActionReport
+from .rules import Limits, Rule, RuleSet
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -44,23 +47,49 @@ class ActuatorMetrics:
         self.suppressions = Counter(
             "celery_actuator_suppressions", "Suppressions by rule (\"api\" for the Flower-style API) and "
             "reason: duplicate, paused (once per action), cooldown, budget, bounds, at_target (once per "
-            "worker).", ["rule", "reason"], registry=r)
+            "worker); pre-created at 0 for every reason a loaded rule can meet.", ["rule", "reason"], registry=r)
         self.paused = Gauge("celery_actuator_paused", "1 while actions are paused (POST /pause), as the "
                             "guard state says: shared by every replica on one --state-url.", registry=r)
 
+    def prepare(self, rules: RuleSet, api_commands: Iterable[str]) -> None:
+        """Zero-valued series for every decision the loaded rules and the Flower-style API can
+        record, so that ``increase()`` (and the dashboard's action annotations) see the first one:
+        a counter that appears at 1 has not increased."""
+        for status in ("firing", "resolved", "invalid"):
+            self.notifications.labels(status)
+        for status in ("firing", "resolved"):
+            self.alerts.labels(status)
+        for stage in ("payload", "render", "broker", "state"):
+            self.errors.labels(stage)
+        for rule in rules.rules:
+            commands = {template.spec.name for template in rule.actions}
+            self._prepare(rule.name, commands, suppressions(rule, rules.limits))
+        api_commands = set(api_commands)
+        reasons = ["paused", "bounds"] + (["budget"] if rules.limits.max_actions_per_hour is not None else [])
+        self._prepare(API_RULE, api_commands, reasons)
+
+    def _prepare(self, rule: str, commands: Iterable[str], reasons: Iterable[str]) -> None:
+        for command in commands:
+            for outcome in ACTION_OUTCOMES:
+                self.actions.labels(rule, command, outcome)
+            for outcome in SENT_OUTCOMES:
+                self.worker_replies.labels(command, outcome)
+        for reason in reasons:
+            self.suppressions.labels(rule, reason)
+
     def action(self, report: ActionReport) -> None:
         command = report.command or ""
-        self.actions.labels(report.rule or "api", command, report.outcome).inc()
+        self.actions.labels(report.rule or API_RULE, command, report.outcome).inc()
         # Held back before anything ran (duplicate, paused): no duration worth a sample.
         if report.command is not None and report.outcome not in ("invalid", "refused") and not report.guard:
             self.action_duration.labels(command).observe(report.duration_seconds)
         if report.guard:
-            self.suppressions.labels(report.rule or "api", report.guard).inc()
+            self.suppressions.labels(report.rule or API_RULE, report.guard).inc()
         for worker in report.workers:
             if worker.outcome in SENT_OUTCOMES:
                 self.worker_replies.labels(command, worker.outcome).inc()
             if worker.guard:
-                self.suppressions.labels(report.rule or "api", worker.guard).inc()
+                self.suppressions.labels(report.rule or API_RULE, worker.guard).inc()
         if report.outcome == "invalid":
             self.errors.labels("render").inc()
         elif report.outcome == "broker_unavailable":
@@ -70,3 +99,17 @@ class ActuatorMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def suppressions(rule: Rule, limits: Limits) -> list[str]:
+    """The guards that can hold ``rule``'s actions."""
+    reasons = ["duplicate", "paused"]
+    if rule.policy.cooldown_seconds:
+        reasons.append("cooldown")
+    if rule.policy.max_actions_per_hour is not None or limits.max_actions_per_hour is not None:
+        reasons.append("budget")
+    if any(template.spec.bounded for template in rule.actions):
+        reasons.append("bounds")
+    if any(template.spec.tracks for template in rule.actions):
+        reasons.append("at_target")
+    return reasons

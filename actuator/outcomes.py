@@ -11,7 +11,8 @@ failed; nothing sent), ``broker_unavailable``, ``state_unavailable``; and ``no_m
 alert no rule matched.
 
 Guards (the ``guard`` of a suppression): ``duplicate`` and ``paused`` stop a whole action;
-``cooldown``, ``budget``, ``bounds`` and ``at_target`` stop it for one worker.
+``paused`` (a pause that landed while the action was under way), ``cooldown``, ``budget``,
+``bounds`` and ``at_target`` stop it for one worker.
 """
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ from typing import Any
 from .unavailable import Unavailable
 
 SENT_OUTCOMES = ("ok", "error", "no_reply")
+ACTION_OUTCOMES = ("sent", "partial", "failed", "refused", "dry_run", "suppressed", "no_targets", "invalid",
+                   "broker_unavailable", "state_unavailable")
+# How /metrics names the Flower-style API's actions, which have no rule.
+API_RULE = "api"
 # When no worker was sent anything, the action's outcome is the first of these that applies.
 _NOT_SENT_PRECEDENCE = ("dry_run", "suppressed", "refused")
 
@@ -44,6 +49,8 @@ class WorkerResult:
     command: str | None = None
     arguments: Mapping[str, Any] | None = None
     note: str | None = None
+    # Held for a reason that may pass (pause, cooldown, budget, a pool size unknown or settling).
+    transient: bool = False
 
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {"worker": self.worker, "outcome": self.outcome, "detail": self.detail}
@@ -65,6 +72,15 @@ class ActionReport:
     duration_seconds: float = 0.0
     # The guard that stopped the whole action (duplicate, paused), if one did.
     guard: str | None = None
+
+    @property
+    def retryable(self) -> bool:
+        """Nothing was sent, for a reason that may pass (no target answered, a paused actuator,
+        a cooldown, a budget, a pool size unknown or settling): the notification may act when
+        Alertmanager sends it again. Anything sent, refused, invalid or at its bound is final."""
+        if any(w.outcome in SENT_OUTCOMES for w in self.workers):
+            return False
+        return self.outcome == "no_targets" or self.guard == "paused" or any(w.transient for w in self.workers)
 
     @property
     def guards(self) -> list[str]:

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 ALERT_STATUSES = ("firing", "resolved")
+# RFC 3339's date-time (section 5.6), as Go's time.RFC3339Nano writes it.
+_RFC3339 = re.compile(r"(?P<datetime>\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2})(?:\.\d{1,9})?"
+                      r"(?P<zone>[Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 
 
 class PayloadError(ValueError):
@@ -73,7 +77,7 @@ def parse_notification(body: bytes | str) -> Notification:
     """Decode and validate a webhook body; raise :class:`PayloadError` naming the culprit."""
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, and an integer past Python's digit limit
         raise PayloadError(f"body is not valid JSON: {exc}") from None
     except RecursionError:
         raise PayloadError("body is not valid JSON: nested too deeply") from None
@@ -126,7 +130,19 @@ _EXPECTED = {str: "a string", list: "an array", dict: "an object", int: "an inte
 def _check_type(value: Any, kind: type, where: str) -> Any:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise PayloadError(f"expected {_EXPECTED[kind]}, got {_json_type(value)}", where)
+    if kind is str:
+        _check_text(value, where)
     return value
+
+
+def _check_text(value: str, where: str) -> None:
+    """JSON's ``\\ud800`` escapes can spell a lone surrogate: not a character, so no UTF-8 (or
+    SQLite, or a worker) can take it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PayloadError(f"contains {value[exc.start]!r}, a lone UTF-16 surrogate, which is not valid "
+                           "Unicode text", where) from None
 
 
 def _require(document: dict, key: str, kind: type, path: str) -> Any:
@@ -154,17 +170,29 @@ def _string_map(document: dict, key: str, path: str, required: bool = False) -> 
     where = _join(path, key)
     mapping = _require(document, key, dict, path) if required else _optional(document, key, dict, {}, path)
     for name, value in mapping.items():
+        _check_text(name, where)
         if not isinstance(value, str):
             raise PayloadError(f"expected a string value, got {_json_type(value)}", f"{where}.{name}")
+        _check_text(value, f"{where}.{name}")
     return dict(mapping)
 
 
 def _timestamp(document: dict, key: str, path: str, required: bool) -> str:
     value = _require(document, key, str, path) if required else _optional(document, key, str, "", path)
-    if value:
-        try:
-            datetime.fromisoformat(value)
-        except ValueError:
-            raise PayloadError(f"got {value!r}; expected an RFC 3339 timestamp",
-                               _join(path, key)) from None
+    if value and not _is_rfc3339(value):
+        raise PayloadError(f"got {value!r}; expected an RFC 3339 timestamp like 2026-01-31T12:00:00.123Z",
+                           _join(path, key))
     return value
+
+
+def _is_rfc3339(value: str) -> bool:
+    """RFC 3339's shape, and numbers that make a real date and time (the fraction, which
+    Alertmanager writes in nanoseconds, is left out: Python parses at most microseconds)."""
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        return False
+    try:
+        datetime.fromisoformat(match["datetime"] + match["zone"].upper().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True

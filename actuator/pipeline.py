@@ -1,13 +1,14 @@
 """The actuator's pipeline, one way from a notification to the audit log:
 
-payload → alerts → rules (match) → pause + idempotency → render → validate → targets →
-capability → guards (bounds, cooldown, budgets, dry-run) → control → audit.
+payload → alerts → rules (match) → pause → per action: idempotency → render → validate → targets →
+capability → guards (bounds, pause, cooldown, budgets, dry-run) → control → audit.
 
 :meth:`Pipeline.handle` runs a whole webhook notification; :meth:`Pipeline.execute` runs one
 validated action (the Flower-style API enters there). Every decision is written to the audit
 log before the caller gets its answer. A broker (or guard state) outage stops the notification
-at the action that met it and propagates as :class:`Unavailable`, recorded, with the alert's
-idempotency claim given back, so the HTTP layer can ask Alertmanager to retry and the retry acts.
+at the action that met it and propagates as :class:`Unavailable`, recorded, with that action's
+idempotency claim given back (the actions before it keep theirs), so the HTTP layer can ask
+Alertmanager to retry and the retry resumes there.
 """
 from __future__ import annotations
 
@@ -74,52 +75,84 @@ class Pipeline:
         report = NotificationReport(notification_id, notification.receiver, notification.status)
         try:
             for alert in notification.alerts:
-                report.alerts.append(await self._alert(alert, Context("webhook", principal, notification_id)))
+                # Appended first: a 503's answer still shows what was decided before the outage.
+                alert_report = AlertReport(alert.name, alert.fingerprint, alert.status, alert.labels, alert.starts_at)
+                report.alerts.append(alert_report)
+                await self._alert(alert, Context("webhook", principal, notification_id, alert_report))
         except Unavailable as exc:
             report.unavailable = exc
         await self.audit.finish_notification(notification_id, report.outcome,
                                              str(report.unavailable) if report.unavailable else None)
         return report
 
-    async def _alert(self, alert: Alert, base: Context) -> AlertReport:
+    async def _alert(self, alert: Alert, context: Context) -> None:
+        """Decide every action of every rule ``alert`` matches, into ``context.alert``."""
+        alert_report = context.alert
+        assert alert_report is not None
         self.metrics.alerts.labels(alert.status).inc()
-        alert_report = AlertReport(alert.name, alert.fingerprint, alert.status, alert.labels, alert.starts_at)
-        context = Context(base.source, base.principal, base.notification_id, alert_report)
         rules = self.rules.matching(alert)
         alert_report.rules = [rule.name for rule in rules]
         if not rules:
             await self.audit.record_decision(context, ActionReport(command=None, outcome="no_match",
                                                                    reason="no rule matched"))
-            return alert_report
+            return
         try:
-            admission = await self.guards.admit(alert, rules)
+            pause = await self.guards.paused()
         except Unavailable as exc:
             await self._held_back(rules, context, alert_report, exc.outcome, str(exc))
             raise
-        if admission.guard is not None:
-            await self._held_back(rules, context, alert_report, "suppressed", admission.reason, admission.guard)
-            return alert_report
+        if pause is not None:
+            # Nothing claimed: the notification acts when Alertmanager sends it again after a resume.
+            await self._held_back(rules, context, alert_report, "suppressed", pause.explain(), "paused")
+            return
+        for rule in rules:
+            for template in rule.actions:
+                await self._occurrence(template, rule, alert, context, alert_report)
+
+    async def _occurrence(self, template: ActionTemplate, rule: Rule, alert: Alert, context: Context,
+                          alert_report: AlertReport) -> None:
+        """One rule action on one notification of an alert, under its own idempotency claim."""
         try:
-            for rule in rules:
-                for template in rule.actions:
-                    alert_report.actions.append(await self._template(template, rule, alert, context))
-        except Unavailable:
+            admission = await self.guards.admit(alert, rule, template)
+        except Unavailable as exc:
+            report = self._unrendered(template, rule, exc.outcome, str(exc))
+            await self.record(context, report)
+            alert_report.actions.append(report)
+            raise
+        if admission.guard is not None:
+            report = self._unrendered(template, rule, "suppressed", admission.reason, admission.guard)
+            await self.record(context, report)
+            alert_report.actions.append(report)
+            return
+        try:
+            report = await self._template(template, rule, alert, context)
+        except Unavailable as exc:
+            # Recorded in full already; the answer says what stopped it.
+            alert_report.actions.append(self._unrendered(template, rule, exc.outcome, str(exc)))
             await self._release(admission)
             raise
-        return alert_report
+        alert_report.actions.append(report)
+        if report.retryable:
+            await self._release(admission)
+
+    @staticmethod
+    def _unrendered(template: ActionTemplate, rule: Rule, outcome: str, reason: str | None,
+                    guard: str | None = None) -> ActionReport:
+        """An action held back before it was even rendered: paused, duplicate, or unavailable."""
+        return ActionReport(command=template.spec.name, outcome=outcome, rule=rule.name,
+                            target=template.target.describe(), reason=reason, guard=guard)
 
     async def _held_back(self, rules: Sequence[Rule], context: Context, alert_report: AlertReport,
                          outcome: str, reason: str | None, guard: str | None = None) -> None:
-        """Record every action of ``rules`` as not even rendered: paused, duplicate, or unavailable."""
         for rule in rules:
             for template in rule.actions:
-                report = ActionReport(command=template.spec.name, outcome=outcome, rule=rule.name,
-                                      target=template.target.describe(), reason=reason, guard=guard)
+                report = self._unrendered(template, rule, outcome, reason, guard)
                 await self.record(context, report)
                 alert_report.actions.append(report)
 
     async def _release(self, admission: Admission) -> None:
-        """Give the claim back so Alertmanager's retry acts; if even that fails, the key expires."""
+        """Give the claim back so the notification acts when it comes again; if even that fails,
+        the key expires."""
         try:
             await self.guards.release(admission)
         except Unavailable as exc:
@@ -170,7 +203,11 @@ class Pipeline:
                 results[verdict.worker] = verdict.result(action)
         chosen = [verdict for verdict in verdicts if verdict.send]
         replies = await self._send(chosen)
-        await self.guards.failed([v for v in chosen if (reply := replies[v.worker]) is not None and not reply.ok])
+        try:
+            await self.guards.failed([v for v in chosen if (reply := replies[v.worker]) is not None and not reply.ok])
+        except Unavailable as exc:
+            # The commands left: what was sent is recorded as sent. The remembered sizes expire.
+            log.warning("could not forget the pool sizes of workers that answered with an error (%s)", exc)
         for verdict in chosen:
             results[verdict.worker] = verdict.result(action, *_reply_outcome(replies[verdict.worker]))
         report.workers = [results[name] for name in sorted(results)]
@@ -191,8 +228,11 @@ class Pipeline:
         failure: BaseException | None = None
         for batch, answer in zip(batches, answers, strict=True):
             if isinstance(answer, BaseException):
-                await self.guards.cancel(batch)
                 failure = failure or answer
+                try:
+                    await self.guards.cancel(batch)
+                except Unavailable as exc:
+                    log.warning("could not take back the grants of commands that never left (%s)", exc)
             else:
                 replies.update(answer)
         if failure is not None:

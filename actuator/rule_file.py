@@ -17,7 +17,9 @@ from jinja2 import TemplateSyntaxError
 
 from .commands import COMMANDS, ArgumentError, CommandSpec
 from .durations import parse_duration
-from .rules import ActionTemplate, Bounds, GuardPolicy, Limits, Rule, RuleSet, TargetTemplate
+from .guard_state import MANUAL_KEY
+from .outcomes import API_RULE
+from .rules import BOTH, DIRECTIONS, ActionTemplate, Bounds, GuardPolicy, Limits, Rule, RuleSet, TargetTemplate
 from .templating import Compiled, compile_value
 
 SUPPORTED_VERSION = 1
@@ -108,6 +110,11 @@ def _load_yaml(text: str, source: str) -> tuple[Any, dict[NodePath, int]]:
     return document, lines
 
 
+def _names(names: list[str]) -> str:
+    """``rule 'a' acts`` or ``rules 'a', 'b' act``."""
+    return ("rule {} acts" if len(names) == 1 else "rules {} act").format(", ".join(map(repr, names)))
+
+
 def _field_name(path: NodePath) -> str:
     text = ""
     for part in path:
@@ -123,6 +130,7 @@ class _Reader:
         self.lines = lines
         self.rule_label: str | None = None
         self.warnings: list[str] = []
+        self.file_limits = Limits()
 
     def fail(self, path: NodePath, message: str) -> NoReturn:
         line = None
@@ -158,7 +166,7 @@ class _Reader:
         if version != SUPPORTED_VERSION or isinstance(version, bool):
             self.expect(version, ("version",), f"{SUPPORTED_VERSION}")
         defaults = GuardPolicy().overridden(self.policy(top.get("defaults", {}), ("defaults",), whole=True))
-        limits = self.limits(top.get("limits", {}))
+        limits = self.file_limits = self.limits(top.get("limits", {}))
         allow = self.allow(top.get("allow", []))
         rules_value = top["rules"]
         if not isinstance(rules_value, list):
@@ -178,6 +186,12 @@ class _Reader:
                         f"{action.spec.name} is not in 'allow', so it will be refused")
             rules.append(rule)
         self.rule_label = None
+        unlimited = [rule.name for rule in rules if not rule.policy.cooldown_seconds
+                     and rule.policy.max_actions_per_hour is None]
+        if unlimited and limits.max_actions_per_hour is None:
+            self.warnings.append(
+                f"{self.source}: nothing limits how often {_names(unlimited)}: no cooldown, no "
+                "max_actions_per_hour (in the rule or in 'defaults') and no limits.max_actions_per_hour")
         return RuleSet(source=self.source, version=version, defaults=defaults, limits=limits, allow=allow,
                        rules=tuple(rules), warnings=tuple(self.warnings))
 
@@ -199,11 +213,14 @@ class _Reader:
         return found
 
     def limits(self, value: Any) -> Limits:
-        """``limits: {max_actions_per_hour: N}``: the cap on all rules' actions together."""
-        limits = self.mapping(value, ("limits",), ("max_actions_per_hour",))
-        if "max_actions_per_hour" not in limits:
-            return Limits()
-        return Limits(self.count(limits["max_actions_per_hour"], ("limits", "max_actions_per_hour")))
+        """``limits: {max_actions_per_hour, max_pool, min_pool}``: what every rule and every manual
+        action obey together."""
+        path = ("limits",)
+        limits = self.mapping(value, path, ("max_actions_per_hour", "max_pool", "min_pool"))
+        found = {key: self.count(limits[key], path + (key,)) for key in limits}
+        if found.get("min_pool", 0) > found.get("max_pool", found.get("min_pool", 0)):
+            self.expect(found["min_pool"], path + ("min_pool",), f"at most max_pool ({found['max_pool']})")
+        return Limits(**found)
 
     def count(self, value: Any, path: NodePath) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -238,6 +255,12 @@ class _Reader:
         name = rule["name"]
         if not isinstance(name, str) or not name.strip():
             self.expect(name, path + ("name",), "a non-empty string")
+        if name.startswith(MANUAL_KEY[0]):
+            self.expect(name, path + ("name",), f"a name not starting with {MANUAL_KEY[0]!r} (reserved: "
+                                                f"{MANUAL_KEY} counts the manual block's actions)")
+        if name == API_RULE:
+            self.expect(name, path + ("name",), f"another name ({API_RULE!r} is how /metrics names the "
+                                                "Flower-style API's actions)")
         if "match" not in rule and "match_re" not in rule:
             self.fail(path, "a rule needs 'match' or 'match_re' (to act on every alert, "
                             "say so: match_re: {alertname: '.+'})")
@@ -294,8 +317,13 @@ class _Reader:
         spec = COMMANDS.get(command) if isinstance(command, str) else None
         if spec is None:
             self.expect(command, path + ("command",), f"one of {', '.join(COMMANDS)}")
-        bound_keys = ("max_pool", "min_pool") if spec.resizes_pool else ()
-        self.mapping(item, path, ("command", "workers", *bound_keys, *spec.argument_names), ("workers",))
+        for key in ("max_pool", "min_pool"):
+            if key in item and spec.pool_bounds and key not in spec.pool_bounds:
+                self.fail(path + (key,), f"{spec.name} takes no {key}: it would do nothing (a "
+                                         f"{spec.name} is bounded by {' and '.join(spec.pool_bounds)})")
+        direction = ("direction",) if spec.tracks else ()
+        self.mapping(item, path, ("command", "workers", *spec.pool_bounds, *direction, *spec.argument_names),
+                     ("workers",))
         arguments = {key: self.argument(spec, key, item[key], path + (key,))
                      for key in spec.argument_names if key in item}
         self.complete(spec, arguments, path)
@@ -305,7 +333,13 @@ class _Reader:
             target=self.target(item["workers"], path + ("workers",)),
             arguments=arguments,
             bounds=self.bounds(item, path, spec),
+            direction=self.direction(item.get("direction", BOTH), path + ("direction",)),
         )
+
+    def direction(self, value: Any, path: NodePath) -> str:
+        if value not in DIRECTIONS:
+            self.expect(value, path, f"one of {', '.join(DIRECTIONS)}")
+        return value
 
     def argument(self, spec: CommandSpec, key: str, value: Any, path: NodePath) -> Any:
         try:
@@ -357,4 +391,11 @@ class _Reader:
                                 "between min_pool and max_pool")
         if found.get("min_pool", 0) > found.get("max_pool", found.get("min_pool", 0)):
             self.expect(found["min_pool"], path + ("min_pool",), f"at most max_pool ({found['max_pool']})")
+        limits = self.file_limits
+        if limits.max_pool is not None or limits.min_pool is not None:
+            low, high = limits.min_pool or 1, limits.max_pool
+            for key, value in found.items():
+                if value < low or (high is not None and value > high):
+                    self.expect(value, path + (key,), f"a size within the file's limits "
+                                                      f"(min_pool {low}, max_pool {high or 'none'})")
         return Bounds(**found)

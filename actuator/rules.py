@@ -15,6 +15,10 @@ from .commands import CommandSpec
 from .payload import Alert
 from .templating import Value, describe
 
+# Which way a pool_target may move a pool.
+UP, DOWN, BOTH = "up", "down", "both"
+DIRECTIONS = (UP, DOWN, BOTH)
+
 
 @dataclass(frozen=True)
 class GuardPolicy:
@@ -34,13 +38,31 @@ class GuardPolicy:
 
 
 @dataclass(frozen=True)
+class Bounds:
+    """Pool-size bounds of a pool action (enforced by the guards); None where not set."""
+
+    max_pool: int | None = None
+    min_pool: int | None = None
+
+
+@dataclass(frozen=True)
 class Limits:
-    """File-wide limits: the blast-radius cap on actions of every rule together."""
+    """File-wide limits, for every rule and for manual actions (the Flower-style API): the
+    blast-radius cap on actions of all of them together, and the pool sizes none may leave."""
 
     max_actions_per_hour: int | None = None
+    max_pool: int | None = None
+    min_pool: int | None = None
+
+    def bound(self, bounds: Bounds) -> Bounds:
+        """``bounds`` narrowed by the file-wide pool limits (the tighter of each)."""
+        highs = [value for value in (bounds.max_pool, self.max_pool) if value is not None]
+        lows = [value for value in (bounds.min_pool, self.min_pool) if value is not None]
+        return Bounds(min(highs, default=None), max(lows, default=None))
 
     def describe(self) -> dict[str, Any]:
-        return {"max_actions_per_hour": self.max_actions_per_hour}
+        return {"max_actions_per_hour": self.max_actions_per_hour, "max_pool": self.max_pool,
+                "min_pool": self.min_pool}
 
 
 @dataclass(frozen=True)
@@ -55,25 +77,21 @@ class TargetTemplate:
 
 
 @dataclass(frozen=True)
-class Bounds:
-    """Pool-size bounds of a pool_grow / pool_shrink / pool_target action (enforced by the guards)."""
-
-    max_pool: int | None = None
-    min_pool: int | None = None
-
-
-@dataclass(frozen=True)
 class ActionTemplate:
     index: int
     spec: CommandSpec
     target: TargetTemplate
     arguments: Mapping[str, Value]
     bounds: Bounds = field(default_factory=Bounds)
+    # pool_target: which way it may move the pool (up, down or both).
+    direction: str = BOTH
 
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {"command": self.spec.name, "workers": self.target.describe()}
         described.update({key: describe(value) for key, value in self.arguments.items()})
         described.update({key: value for key, value in vars(self.bounds).items() if value is not None})
+        if self.spec.tracks:
+            described["direction"] = self.direction
         return described
 
 

@@ -45,6 +45,7 @@ def build_app(settings: Settings, rules: RuleSet, celery_app: Celery | None = No
     audit = AuditLog(settings.audit_db)
     guards = Guards(open_guard_state(settings, rules), settings.guards, rules.limits, settings.dry_run)
     metrics = ActuatorMetrics()
+    metrics.prepare(rules, [endpoint.command for endpoint in flower_api.ENDPOINTS])
     metrics.rules_loaded.set(len(rules.rules))
     metrics.dry_run.set(1 if settings.dry_run else 0)
     parts = Services(
@@ -118,6 +119,9 @@ async def _count_requests(request: web.Request, handler: Handler) -> web.StreamR
         response = await handler(request)
     except web.HTTPException as exc:
         request.app[SERVICES].metrics.http_requests.labels(name, str(exc.status)).inc()
+        raise
+    except Exception:  # aiohttp answers 500: count it like any other answer
+        request.app[SERVICES].metrics.http_requests.labels(name, "500").inc()
         raise
     request.app[SERVICES].metrics.http_requests.labels(name, str(response.status)).inc()
     return response

@@ -11,9 +11,12 @@ another request wrote any of them in between), so the check-and-record decision 
 Python :func:`~actuator.guard_state.judge` the SQLite store runs too, and two replicas can never
 both pass a cooldown or a budget.
 
+Times are the Redis server's (``TIME``), so replicas whose clocks disagree still agree on
+cooldowns and budgets.
+
 Keys (after ``--state-key-prefix``): ``claim:<key>``; ``sends:all``, ``sends:rule:<rule>`` and
-``sends:pair:["<rule>", "<worker>"]`` (sorted sets of sends, scored by time); ``pool:<worker>``;
-``pause``.
+``sends:pair:["<rule>", <action>, "<worker>"]`` (sorted sets of sends, scored by time; manual
+actions count under the rule ``@manual``, action null); ``pool:<worker>``; ``pause``.
 """
 from __future__ import annotations
 
@@ -73,10 +76,9 @@ class RedisGuardState:
         return self.prefix + ":".join(parts)
 
     def _sends_keys(self, request: Reservation) -> tuple[str, str, str]:
-        """All sends, the rule's sends, and the rule's sends to this worker."""
-        assert request.rule is not None
+        """All sends, the rule's sends, and the rule's action's sends to this worker."""
         return (self._key("sends", "all"), self._key("sends", "rule", request.rule),
-                self._key("sends", "pair", json.dumps([request.rule, request.worker])))
+                self._key("sends", "pair", json.dumps([request.rule, request.action, request.worker])))
 
     @_reachable
     async def claim(self, key: str, ttl: float) -> Claim | Duplicate:
@@ -101,30 +103,27 @@ class RedisGuardState:
 
     @_reachable
     async def reserve(self, request: Reservation, record: bool) -> Grant | Refusal | Stale:
-        sends = self._sends_keys(request) if request.rule is not None else ()
-        pool_key = self._key("pool", request.worker)
         async with self._redis.pipeline(transaction=True) as pipe:
             for _ in range(MAX_ATTEMPTS):
                 try:
-                    return await self._reserve(pipe, request, record, sends, pool_key)
+                    return await self._reserve(pipe, request, record)
                 except WatchError:
                     continue
         raise StateUnavailable(f"guard state {self.description}: too much contention on {request.worker}")
 
-    async def _reserve(self, pipe: Any, request: Reservation, record: bool, sends: tuple[str, ...],
-                       pool_key: str) -> Grant | Refusal | Stale:
-        await pipe.watch(*sends, pool_key)
-        now = time.time()
-        last_sent, rule_sends, all_sends = None, 0, 0
-        if sends:
-            all_key, rule_key, pair_key = sends
-            since = now - BUDGET_WINDOW
-            all_sends = await pipe.zcount(all_key, since, "+inf")
-            rule_sends = await pipe.zcount(rule_key, since, "+inf")
-            last = await pipe.zrange(pair_key, -1, -1, withscores=True)
-            last_sent = last[0][1] if last else None
+    async def _reserve(self, pipe: Any, request: Reservation, record: bool) -> Grant | Refusal | Stale:
+        sends = self._sends_keys(request)
+        all_key, rule_key, pair_key = sends
+        pool_key, pause_key = self._key("pool", request.worker), self._key("pause")
+        await pipe.watch(*sends, pool_key, pause_key)
+        seconds, microseconds = await pipe.time()
+        now = seconds + microseconds / 1e6
+        since = now - BUDGET_WINDOW
+        last = await pipe.zrange(pair_key, -1, -1, withscores=True)
         size = await pipe.get(pool_key) if request.pool is not None else None
-        snapshot = Snapshot(last_sent, rule_sends, all_sends, int(size) if size is not None else None)
+        snapshot = Snapshot(last[0][1] if last else None, await pipe.zcount(rule_key, since, "+inf"),
+                            await pipe.zcount(all_key, since, "+inf"), int(size) if size is not None else None,
+                            self._pause(await pipe.get(pause_key)))
         verdict = judge(request, snapshot, now)
         if verdict is not None or not record:
             await pipe.reset()
@@ -145,7 +144,7 @@ class RedisGuardState:
     @_reachable
     async def cancel(self, grant: Grant) -> None:
         request = grant.reservation
-        if grant.id and request.rule is not None:
+        if grant.id:
             async with self._redis.pipeline(transaction=True) as pipe:
                 for key in self._sends_keys(request):
                     pipe.zrem(key, grant.id)
@@ -164,8 +163,24 @@ class RedisGuardState:
 
     @_reachable
     async def pause_state(self) -> PauseState:
-        stored = await self._redis.get(self._key("pause"))
-        return PauseState(**json.loads(stored)) if stored is not None else RUNNING
+        return self._pause(await self._redis.get(self._key("pause")))
+
+    def _pause(self, stored: bytes | None) -> PauseState:
+        """The pause key as :meth:`set_pause` wrote it; anything else there is an error that
+        holds every action (503) rather than a guess."""
+        if stored is None:
+            return RUNNING
+        try:
+            fields = json.loads(stored)
+        except ValueError:
+            fields = None
+        if (isinstance(fields, dict) and set(fields) == {"paused", "by", "at", "reason"}
+                and isinstance(fields["paused"], bool) and isinstance(fields["at"], (int, float, type(None)))
+                and all(isinstance(fields[key], (str, type(None))) for key in ("by", "reason"))):
+            return PauseState(**fields)
+        raise StateUnavailable(f"guard state {self.description}: key {self._key('pause')!r} holds "
+                               f"{stored[:100]!r}, not a pause switch written by the actuator "
+                               "(POST /pause or /resume rewrites it)")
 
     @_reachable
     async def set_pause(self, state: PauseState) -> None:

@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS sends (
     id INTEGER PRIMARY KEY,
     at REAL NOT NULL,
     rule TEXT NOT NULL,
-    worker TEXT NOT NULL
+    worker TEXT NOT NULL,
+    action INTEGER
 );
 CREATE INDEX IF NOT EXISTS sends_rule_worker ON sends(rule, worker, at);
 CREATE INDEX IF NOT EXISTS sends_at ON sends(at);
@@ -55,7 +56,7 @@ class SqliteGuardState:
         """``horizon``: how long a send must be remembered (the longest cooldown, at least the
         budget window); older sends are pruned."""
         try:
-            self._file = SqliteFile(path, lambda db: db.executescript(_SCHEMA), "guard-state")
+            self._file = SqliteFile(path, _prepare, "guard-state")
         except (OSError, sqlite3.Error) as exc:
             raise StateStoreError(f"cannot open the guard state {path}: {exc}") from None
         self.horizon = max(horizon, BUDGET_WINDOW)
@@ -99,10 +100,8 @@ class SqliteGuardState:
                 return verdict
             if not record:
                 return Grant(request, "")
-            grant_id = ""
-            if request.rule is not None:
-                grant_id = str(db.execute("INSERT INTO sends (at, rule, worker) VALUES (?, ?, ?)",
-                                          (now, request.rule, request.worker)).lastrowid)
+            grant_id = str(db.execute("INSERT INTO sends (at, rule, worker, action) VALUES (?, ?, ?, ?)",
+                                      (now, request.rule, request.worker, request.action)).lastrowid)
             pool = request.pool
             if pool is not None and pool.after is not None:
                 db.execute("INSERT OR REPLACE INTO pool_sizes (worker, size, expires_at) VALUES (?, ?, ?)",
@@ -125,8 +124,7 @@ class SqliteGuardState:
                                               (worker, size)))
 
     async def pause_state(self) -> PauseState:
-        row = await self._run(lambda db: db.execute("SELECT paused, by, at, reason FROM pause").fetchone())
-        return PauseState(bool(row["paused"]), row["by"], row["at"], row["reason"]) if row else RUNNING
+        return await self._run(_pause)
 
     async def set_pause(self, state: PauseState) -> None:
         await self._run(lambda db: db.execute(
@@ -145,17 +143,26 @@ class SqliteGuardState:
         self._file.close()
 
 
+def _prepare(db: sqlite3.Connection) -> None:
+    db.executescript(_SCHEMA)
+    columns = {row["name"] for row in db.execute("PRAGMA table_info(sends)")}
+    if "action" not in columns:  # written before cooldowns were per action: such sends hold every action
+        db.execute("ALTER TABLE sends ADD COLUMN action INTEGER")
+
+
 def _snapshot(db: sqlite3.Connection, request: Reservation, now: float) -> Snapshot:
-    last_sent, rule_sends, all_sends = None, 0, 0
-    if request.rule is not None:
-        last_sent = db.execute("SELECT max(at) FROM sends WHERE rule = ? AND worker = ?",
-                               (request.rule, request.worker)).fetchone()[0]
-        since = now - BUDGET_WINDOW
-        rule_sends = db.execute("SELECT count(*) FROM sends WHERE rule = ? AND at > ?",
-                                (request.rule, since)).fetchone()[0]
-        all_sends = db.execute("SELECT count(*) FROM sends WHERE at > ?", (since,)).fetchone()[0]
+    last_sent = db.execute("SELECT max(at) FROM sends WHERE rule = ? AND worker = ? AND (action IS NULL OR action = ?)",
+                           (request.rule, request.worker, request.action)).fetchone()[0]
+    since = now - BUDGET_WINDOW
+    rule_sends = db.execute("SELECT count(*) FROM sends WHERE rule = ? AND at > ?", (request.rule, since)).fetchone()[0]
+    all_sends = db.execute("SELECT count(*) FROM sends WHERE at > ?", (since,)).fetchone()[0]
     pool_size = _expected_pool(db, request.worker, now) if request.pool is not None else None
-    return Snapshot(last_sent, rule_sends, all_sends, pool_size)
+    return Snapshot(last_sent, rule_sends, all_sends, pool_size, _pause(db))
+
+
+def _pause(db: sqlite3.Connection) -> PauseState:
+    row = db.execute("SELECT paused, by, at, reason FROM pause").fetchone()
+    return PauseState(bool(row["paused"]), row["by"], row["at"], row["reason"]) if row else RUNNING
 
 
 def _expected_pool(db: sqlite3.Connection, worker: str, now: float) -> int | None:

@@ -2,14 +2,19 @@
 
 "The workers consuming queue Q" and "all workers" are answered by asking every worker
 (``active_queues``). Asking everyone has a cost: without knowing how many workers exist, kombu
-must wait the whole timeout for stragglers. The :class:`WorkerDirectory` remembers who answered
-last time, so the question can stop as soon as that many answered; a background refresh (and any
-inspection that times out) keeps it current, and a newcomer that displaces a known worker from
-the first replies is followed up by asking the missing ones directly.
+must wait the whole timeout for stragglers (and a shorter timeout loses replies on Redis: kombu
+leaves a one-second BRPOP behind that swallows the next reply). The :class:`WorkerDirectory`
+remembers who answered last time, so the question can stop as soon as that many answered; a
+background refresh (and any inspection that times out) keeps it current, and a newcomer that
+displaces a known worker from the first replies is followed up by asking the missing ones
+directly. A newcomer slower than every known worker is not among those replies: each such
+question therefore wakes the background refresh at once, so the next action knows it (within
+one ``--inspect-timeout``) instead of after ``--discovery-interval``.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,9 +48,20 @@ class WorkerDirectory:
 
     def __init__(self) -> None:
         self.known: frozenset[str] = frozenset()
+        self._stale = asyncio.Event()
 
     def replace(self, names: Any) -> None:
         self.known = frozenset(names)
+
+    def mark_stale(self) -> None:
+        """Ask the background refresh to run now (a newcomer may have gone unnoticed)."""
+        self._stale.set()
+
+    async def until_stale(self, interval: float) -> None:
+        """Wait ``interval`` seconds, or less if someone marked the directory stale meanwhile."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stale.wait(), interval)
+        self._stale.clear()
 
 
 class TargetResolver:
@@ -67,6 +83,7 @@ class TargetResolver:
         elif missing:
             replies.update(await self.control.inspect(method, sorted(missing)))
             self.directory.replace(replies)
+        self.directory.mark_stale()
         return replies
 
     async def refresh(self) -> None:
@@ -113,4 +130,4 @@ async def refresh_forever(resolver: TargetResolver, interval: float) -> None:
             await resolver.refresh()
         except BrokerUnavailable as exc:
             log.warning("worker discovery failed: %s", exc)
-        await asyncio.sleep(interval)
+        await resolver.directory.until_stale(interval)

@@ -58,16 +58,56 @@ def test_errors_name_the_field(mutate, field, message):
     assert failure.value.field == field and message in failure.value.message
 
 
-@pytest.mark.parametrize("body", [b"", b"{", b"\xff\xfe", b"[]", b"null", b"42", b'"x"', b"[" * 100000])
+@pytest.mark.parametrize("body", [b"", b"{", b"\xff\xfe", b"[]", b"null", b"42", b'"x"', b"[" * 100000,
+                                  b'{"truncatedAlerts": 1' + b"0" * 5000 + b"}"])
 def test_not_json_or_not_an_object(body):
     with pytest.raises(PayloadError):
         parse_notification(body)
 
 
+@pytest.mark.parametrize(("mutate", "field"), [
+    (lambda b: b.update(receiver="\ud800"), "receiver"),
+    (lambda b: b.update(groupKey="key\udfff"), "groupKey"),
+    (lambda b: b["alerts"][0].update(fingerprint="\ud800"), "alerts[0].fingerprint"),
+    (lambda b: b["alerts"][0]["labels"].update(alertname="\ud800"), "alerts[0].labels.alertname"),
+    (lambda b: b["alerts"][0]["labels"].update({"\udc00": "x"}), "alerts[0].labels"),
+    (lambda b: b["alerts"][0]["annotations"].update(value="\ud83d"), "alerts[0].annotations.value"),
+])
+def test_lone_surrogates_are_rejected_by_field(mutate, field):
+    """JSON escapes can spell text that is not Unicode (SQLite and workers cannot store it)."""
+    body = backlog("celery", 1)
+    mutate(body)
+    with pytest.raises(PayloadError) as failure:
+        parse_notification(json.dumps(body))
+    assert failure.value.field == field and "lone UTF-16 surrogate" in failure.value.message
+    # A surrogate pair is a real character (an emoji) and is fine.
+    body["alerts"][0]["labels"] = {"alertname": "\ud83d\ude00"}
+    body.update(receiver="r", groupKey="k")
+    body["alerts"][0].update(fingerprint="f", annotations={})
+    assert parse_notification(json.dumps(body)).alerts[0].name == "\U0001F600"
+
+
+@pytest.mark.parametrize(("stamp", "valid"), [
+    ("2026-11-26T10:00:00.123456789Z", True), ("0001-01-01T00:00:00Z", True), ("2026-11-26T10:00:00+02:00", True),
+    ("2026-11-26t10:00:00.5z", True), ("2026-01-01", False), ("2026-01-01T00:00:00", False),
+    ("2026-13-01T00:00:00Z", False), ("20260101T000000Z", False), ("2026-01-01 00:00:00Z", False),
+    ("2026-01-01T00:00:00.Z", False), ("2026-01-01T00:00:00.1234567890Z", False), ("２０２６-01-01T00:00:00Z", False),
+])
+def test_timestamps_must_be_rfc3339(stamp, valid):
+    body = backlog("celery", 1)
+    body["alerts"][0]["startsAt"] = stamp
+    if valid:
+        assert parse_notification(json.dumps(body)).alerts[0].starts_at == stamp
+    else:
+        with pytest.raises(PayloadError, match="RFC 3339"):
+            parse_notification(json.dumps(body))
+
+
 def mutations(seed: int, count: int):
     """Deterministic random damage to a valid payload: deleted keys, wrong types, odd values."""
     rng = random.Random(seed)
-    odd = [None, True, 0, -1, 1.5, "", "x" * 300, [], {}, [1, "a"], {"a": {"b": []}}, "\u0000", "{{ 7*7 }}"]
+    odd = [None, True, 0, -1, 1.5, "", "x" * 300, [], {}, [1, "a"], {"a": {"b": []}}, "\u0000", "{{ 7*7 }}",
+           "\ud800", "x\udfff", "2026-01-01", 10**300]
     base = notification(alert({"alertname": "A", "queue_name": "q"}, annotations={"value": "3"}),
                         alert({"alertname": "B"}, status="resolved"))
     for _ in range(count):

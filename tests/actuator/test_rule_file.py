@@ -88,9 +88,19 @@ def test_defaults_accept_prometheus_durations():
 
 
 def test_dangerous_commands_load_with_a_warning_unless_allowed():
-    text = "rules:\n- name: stop\n  match: {a: b}\n  actions: [{command: shutdown, workers: all}]\n"
+    text = "defaults: {cooldown: 1h}\nrules:\n- name: stop\n  match: {a: b}\n  actions: [{command: shutdown, workers: all}]\n"
     assert "shutdown is not in 'allow'" in parse_rules(text, "r.yml").warnings[0]
     assert parse_rules("allow: [shutdown]\n" + text).warnings == ()
+
+
+def test_rules_nothing_limits_load_with_a_warning():
+    text = ("rules:\n- name: a\n  match: {a: b}\n  actions: [{command: pool_grow, workers: all}]\n"
+            "- name: b\n  match: {a: c}\n  cooldown: 5m\n  actions: [{command: pool_grow, workers: all}]\n"
+            "- name: c\n  match: {a: d}\n  actions: [{command: pool_grow, workers: all}]\n")
+    assert parse_rules(text, "r.yml").warnings == (
+        "r.yml: nothing limits how often rules 'a', 'c' act: no cooldown, no max_actions_per_hour (in the rule "
+        "or in 'defaults') and no limits.max_actions_per_hour",)
+    assert parse_rules("limits: {max_actions_per_hour: 30}\n" + text).warnings == ()
 
 
 BROKEN = [
@@ -133,9 +143,36 @@ BROKEN = [
     ("allow: [pool_grow]\nrules: []\n", ["r.yml:1", "allow[0]", "always allowed"]),
     ("defaults: {cooldown: soon}\nrules: []\n", ["defaults.cooldown", "'soon'", '"5m"']),
     ("version: 2\nrules: []\n", ["version", "got 2", "expected 1"]),
-    ("rules:\n- name: a\n  match: {a: b}\n  actions:\n  - command: pool_grow\n    workers: all\n"
-     "    max_pool: 2\n    min_pool: 4\n",
+    ("rules:\n- name: a\n  match: {a: b}\n  actions:\n  - command: pool_target\n    workers: all\n"
+     "    size: 3\n    max_pool: 2\n    min_pool: 4\n",
      ["rules[0].actions[0].min_pool", "at most max_pool (2)"]),
+    # A bound that would do nothing is an error, not a silently missing guard.
+    ("rules:\n- name: a\n  match: {a: b}\n  actions:\n  - command: pool_grow\n    workers: all\n"
+     "    min_pool: 4\n",
+     ["r.yml:7", "rules[0].actions[0].min_pool", "pool_grow takes no min_pool", "bounded by max_pool"]),
+    ("rules:\n- name: a\n  match: {a: b}\n  actions:\n  - command: pool_shrink\n    workers: all\n"
+     "    max_pool: 4\n",
+     ["rules[0].actions[0].max_pool", "pool_shrink takes no max_pool", "bounded by min_pool"]),
+    ("rules:\n- name: t\n  match: {a: b}\n  actions:\n  - command: pool_target\n    workers: all\n"
+     "    size: 3\n    min_pool: 1\n    max_pool: 8\n    direction: upward\n",
+     ["r.yml:10", "rules[0].actions[0].direction", "'upward'", "one of up, down, both"]),
+    ("rules:\n- name: g\n  match: {a: b}\n  actions:\n  - command: pool_grow\n    workers: all\n"
+     "    direction: up\n",
+     ["rules[0].actions[0].direction", "unknown key 'direction'"]),
+    ("limits: {max_pool: 6, min_pool: 2}\nrules:\n- name: t\n  match: {a: b}\n  actions:\n"
+     "  - {command: pool_target, workers: all, size: 3, min_pool: 2, max_pool: 8}\n",
+     ["r.yml:6", "rules[0].actions[0].max_pool", "got 8", "within the file's limits (min_pool 2, max_pool 6)"]),
+    ("limits: {min_pool: 2}\nrules:\n- name: s\n  match: {a: b}\n  actions:\n"
+     "  - {command: pool_shrink, workers: all, min_pool: 1}\n",
+     ["rules[0].actions[0].min_pool", "got 1", "(min_pool 2, max_pool none)"]),
+    ("limits: {min_pool: 4, max_pool: 3}\nrules: []\n", ["r.yml:1", "limits.min_pool", "at most max_pool (3)"]),
+    ("rules:\n- name: api\n  match: {a: b}\n  actions: [{command: pool_grow, workers: all}]\n",
+     ["rules[0].name", "'api'", "Flower-style API"]),
+    ("rules:\n- name: '@manual'\n  match: {a: b}\n  actions: [{command: pool_grow, workers: all}]\n",
+     ["rules[0].name", "not starting with '@'"]),
+    ("rules:\n- name: a\n  match: {a: b}\n  actions:\n  - command: add_consumer\n    workers: all\n"
+     "    queue: w1@host.celery.pidbox\n",
+     ["r.yml:7", "rules[0].actions[0].queue", "not one of Celery's own"]),
     ("rules:\n- name: t\n  match: {a: b}\n  actions:\n  - command: pool_target\n    workers: all\n"
      "    size: 3\n    max_pool: 8\n",
      ["r.yml:5", "rule 't'", "rules[0].actions[0]", "missing required key 'min_pool'", "pool_target"]),
@@ -176,7 +213,8 @@ rules:
     cooldown: 90m
     actions: [{command: pool_restart, workers: all}]
 """, "r.yml")
-    assert rules.limits.max_actions_per_hour == 60 and rules.describe()["limits"] == {"max_actions_per_hour": 60}
+    assert rules.limits.max_actions_per_hour == 60
+    assert rules.describe()["limits"] == {"max_actions_per_hour": 60, "max_pool": None, "min_pool": None}
     (action,) = rules.rules[0].actions
     assert (action.spec.name, action.bounds.min_pool, action.bounds.max_pool) == ("pool_target", 2, 8)
     assert rules.rules[0].policy.cooldown_seconds == 0 and rules.longest_cooldown == 5400
