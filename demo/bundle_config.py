@@ -118,6 +118,9 @@ def write_rule_files(
 def write_actuator_rules(dest: Path, *, cooldowns: Mapping[str, str]) -> Path:
     """alerts/actuator-rules.yml into ``dest`` with the named rules' ``cooldown`` changed."""
     doc = load_yaml(ACTUATOR_RULES_FILE)
+    for rule in doc["rules"]:
+        if True in rule:  # PyYAML reads the key `on:` as a YAML 1.1 boolean; the actuator does not
+            rule["on"] = rule.pop(True)
     rules = {rule["name"]: rule for rule in doc["rules"]}
     _unknown("actuator rule", list(cooldowns), list(rules))
     for name, cooldown in cooldowns.items():

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from actuator.rule_file import load_rules
 from demo.bundle_config import (
     ACTUATOR_RECEIVER, ACTUATOR_RULES_FILE, ALERT_RULES_FILE, EXPORTER_JOB, ON_CALL_RECEIVER, alert_names,
     alertmanager_config, load_yaml, prometheus_config, threshold_defaults, write_actuator_rules, write_rule_files,
@@ -53,11 +54,13 @@ def test_keep_firing_for_changes_only_the_alerts_that_have_it(tmp_path):
 
 def test_actuator_rules_take_cooldowns(tmp_path):
     path = write_actuator_rules(tmp_path, cooldowns={"track-backlog": "1s"})
-    rules = {rule["name"]: rule for rule in load_yaml(path)["rules"]}
-    shipped = {rule["name"]: rule for rule in load_yaml(ACTUATOR_RULES_FILE)["rules"]}
-    assert rules["track-backlog"]["cooldown"] == "1s"
-    assert {name: rule for name, rule in rules.items() if name != "track-backlog"} == {
-        name: rule for name, rule in shipped.items() if name != "track-backlog"}
+    rules = {rule.name: rule for rule in load_rules(path).rules}
+    shipped = {rule.name: rule for rule in load_rules(ACTUATOR_RULES_FILE).rules}
+    assert rules["track-backlog"].policy.cooldown_seconds == 1
+    assert list(rules) == list(shipped)
+    for name, rule in rules.items():
+        assert (rule.match, rule.on, [a.spec.name for a in rule.actions]) == (
+            shipped[name].match, shipped[name].on, [a.spec.name for a in shipped[name].actions]), name
     with pytest.raises(KeyError, match="unknown actuator rule grow"):
         write_actuator_rules(tmp_path, cooldowns={"grow": "1s"})
 
