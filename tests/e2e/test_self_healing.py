@@ -137,13 +137,16 @@ def test_the_pool_follows_a_growing_backlog_and_a_small_one_never_shrinks_a_bigg
         def grows() -> list[tuple[str, int]]:
             sent = [sent_to(d, tracked.name) for d in reversed(decisions(loop, "track-backlog", "firing"))]
             return [(w["command"], w["arguments"]["n"]) for w in sent if w]
-        wait_for(lambda: len(grows()) >= 2, timeout=40, interval=0.2,
-                 what="a second grow once the backlog is about 900")
-        first, second = grows()
-        assert first == ("pool_grow", 1) and second[0] == "pool_grow" and 3 + second[1] >= 8, grows()
-        wait_for(lambda: pool_size(control, tracked.name) == 3 + second[1], timeout=20, interval=0.2,
-                 what=f"the worker's own stats to show the {3 + second[1]} processes asked for")
-        assert len(grows()) == 2, grows()
+        # The new value may be seen in one step (about 900: target 9) or two (the burst half
+        # published): the pool follows, by grows only, to at least 8.
+        wait_for(lambda: STARTING_POOL + sum(n for _, n in grows()) >= 8, timeout=40, interval=0.2,
+                 what="grows up to the backlog of about 900")
+        steps = grows()
+        assert steps[0] == ("pool_grow", 1) and len(steps) >= 2, steps
+        assert all(command == "pool_grow" and n > 0 for command, n in steps), steps
+        asked = STARTING_POOL + sum(n for _, n in steps)
+        wait_for(lambda: pool_size(control, tracked.name) == asked, timeout=20, interval=0.2,
+                 what=f"the worker's own stats to show the {asked} processes asked for")
 
         big_decisions = [d for d in decisions(loop, "track-backlog", "firing")
                          if d["alert"]["labels"]["queue_name"] == "big"]
