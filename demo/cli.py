@@ -19,7 +19,7 @@ from .bundle_config import ACTUATOR_RULES_FILE
 from .display import LiveDisplay, PlainDisplay
 from .listeners import PortTaken
 from .polling import Timeout
-from .run import BURST_PER_PROCESS, MIN_BURST, DemoSettings, run_demo
+from .run import BURST_PER_PROCESS, MIN_BURST, TRACKING_COOLDOWNS, DemoSettings, run_demo
 from .services import NameTaken
 
 F = Callable[..., Any]
@@ -49,8 +49,10 @@ def _port(default: int, what: str) -> Callable[[F], F]:
 @option("--task-seconds", type=click.FloatRange(0), default=0.05, help="How long each task sleeps.")
 @option("--backlog-threshold", type=click.IntRange(1), default=100,
         help="Messages waiting before CeleryQueueBacklog fires (the shipped default is 100 too).")
-@option("--rules", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=ACTUATOR_RULES_FILE,
-        help="The actuator's rule file.")
+@option("--rules", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+        help="The actuator's rule file, used as it is.",
+        show_default=f"{ACTUATOR_RULES_FILE.relative_to(ACTUATOR_RULES_FILE.parents[1])}, track-backlog's "
+                     f"cooldown cut to {TRACKING_COOLDOWNS['track-backlog']}")
 @option("--timeout", type=click.FloatRange(1), default=180.0,
         help="Seconds after the burst to give up if the pool has not grown and shrunk back.")
 @option("--exit-when-done", is_flag=True, default=False,
@@ -73,6 +75,8 @@ def main(plain: bool, **options: Any) -> None:
     # SIGTERM and SIGHUP (the terminal closed) unwind like Ctrl-C, so every process the demo
     # started is stopped; were the demo killed outright, they would get SIGTERM from the kernel.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    # Ctrl-C (SIGINT) even when started in the background of a shell, which ignores it there.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGHUP, lambda *_: sys.exit(128 + signal.SIGHUP))
     try:
         sys.exit(run_demo(settings, display))

@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from .bundle_config import ACTUATOR_RULES_FILE
+from .bundle_config import write_actuator_rules
 from .display import Display
 from .listeners import ensure_free
 from .observe import observe
@@ -29,6 +29,11 @@ from .traffic import purge, send_burst
 
 # How often the demo looks: the loop's own pace, well under Prometheus' 1 s scrape.
 LOOK_EVERY = 0.5
+# Target tracking at demo speed: Alertmanager sends the firing backlog again every 2 s with its
+# current value, and track-backlog may act on each (the shipped 2 m and 90 s are for production).
+# A first value read while the burst is still being published then costs seconds, not minutes.
+REPEAT_INTERVAL = "2s"
+TRACKING_COOLDOWNS = {"track-backlog": "2s"}
 # Tasks per starting pool process in the default burst: enough that the backlog left when the
 # alert fires (a few seconds of draining) still asks the shipped rules for a bigger pool.
 BURST_PER_PROCESS = 250
@@ -41,7 +46,8 @@ def default_burst(concurrency: int) -> int:
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """What the demo runs. ``tasks`` None is default_burst(concurrency)."""
+    """What the demo runs. ``tasks`` None is default_burst(concurrency); ``rules`` None is the
+    shipped rule file with TRACKING_COOLDOWNS."""
 
     broker_url: str
     queue: str = "autopilot-demo"
@@ -52,7 +58,7 @@ class DemoSettings:
     backlog_threshold: int = 100
     timeout: float = 180.0
     exit_when_done: bool = False
-    rules: Path = ACTUATOR_RULES_FILE
+    rules: Path | None = None
     exporter_port: int | None = 9808
     actuator_port: int | None = 9809
     prometheus_port: int | None = 9090
@@ -71,10 +77,12 @@ class DemoSettings:
 
 def _stack_settings(settings: DemoSettings, workdir: Path) -> StackSettings:
     """Demo-sized alerts: the backlog threshold given, remediation alerts after 1 s (the shipped
-    rules wait minutes)."""
+    rules wait minutes), re-sent every REPEAT_INTERVAL."""
+    rules = settings.rules or write_actuator_rules(workdir / "rules", cooldowns=TRACKING_COOLDOWNS)
     return StackSettings(
-        broker_url=settings.broker_url, workdir=workdir, queues=(settings.queue,), rules=settings.rules,
+        broker_url=settings.broker_url, workdir=workdir, queues=(settings.queue,), rules=rules,
         thresholds={"queue_backlog_messages": settings.backlog_threshold}, for_durations=REMEDIATION_FOR,
+        repeat_interval=REPEAT_INTERVAL,
         exporter_port=settings.exporter_port, actuator_port=settings.actuator_port,
         prometheus_port=settings.prometheus_port, alertmanager_port=settings.alertmanager_port)
 
