@@ -74,9 +74,9 @@ def main(plain: bool, **options: Any) -> None:
     display = PlainDisplay(sys.stdout) if plain or not sys.stdout.isatty() else LiveDisplay(Console())
     # SIGTERM and SIGHUP (the terminal closed) unwind like Ctrl-C, so every process the demo
     # started is stopped; were the demo killed outright, they would get SIGTERM from the kernel.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    # Ctrl-C (SIGINT) even when started in the background of a shell, which ignores it there.
+    # Ctrl-C works even when the demo was started in a shell's background, which ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     signal.signal(signal.SIGHUP, lambda *_: sys.exit(128 + signal.SIGHUP))
     try:
         sys.exit(run_demo(settings, display))
@@ -96,6 +96,7 @@ def main(plain: bool, **options: Any) -> None:
     except NameTaken as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    # OSError: a service that stopped answering (URLError) or a process that could not start.
     except (RuntimeError, Timeout, OSError) as exc:
         click.echo(f"error: the demo failed: {exc}", err=True)
         sys.exit(1)

@@ -1,8 +1,8 @@
 """The shipped rules and routing on real Prometheus and Alertmanager, end to end.
 
 A synthetic /metrics target in which every alert holds stands in for the exporter (the real
-exporter's turn comes in the lead's end-to-end test); a tiny aiohttp receiver stands in for the
-actuator and records exactly what Alertmanager posts. The committed alerts/samples/ must match
+exporter's turn comes in tests/e2e/test_alerts_on_real_data.py); a tiny aiohttp receiver stands
+in for the actuator and records exactly what Alertmanager posts. The committed alerts/samples/ must match
 what arrives, so the actuator team's fixtures never drift from the rules.
 """
 from __future__ import annotations
