@@ -27,11 +27,12 @@ from .unavailable import Unavailable
 T = TypeVar("T")
 # Blocking broker calls in flight at once; each thread has its own reply queue (kombu keys the
 # reply queue by thread), so concurrent webhooks never read each other's replies. An inspection of
-# a worker that is gone holds its thread for the whole --inspect-timeout: as many threads as the
-# app's broker connection pool holds connections (Celery's broker_pool_limit, 10 by default), so
-# a few of those do not queue every other action behind them. More would only wait for a
-# connection: kombu's pools are per process and broker, shared with any other app in it.
-DEFAULT_CONTROL_THREADS = 10
+# a worker that is gone holds its thread for the whole --inspect-timeout, so more threads keep a
+# few of those from queueing every other action behind them; but a broadcast holds two of the
+# app's pooled broker connections at once (its own, and the producer pool's to publish), so half
+# the pool (Celery's broker_pool_limit, 10 by default) is the most: one more and every thread
+# could hold one connection while waiting for a second.
+DEFAULT_POOL_LIMIT = 10
 
 
 # Commands a worker never answers, with what is recorded instead of a reply: Celery's shutdown
@@ -86,7 +87,7 @@ class RemoteControl:
         if settings.broker_url:
             overrides.update(broker_url=settings.broker_url, broker_read_url=None, broker_write_url=None)
         conf.update(overrides)
-        threads = conf.broker_pool_limit or DEFAULT_CONTROL_THREADS
+        threads = max(1, (conf.broker_pool_limit or DEFAULT_POOL_LIMIT) // 2)
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="control")
         probe = self.app.connection_for_write()
         self._connection_errors = (OperationalError, *probe.connection_errors)

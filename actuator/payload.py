@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -77,8 +78,10 @@ def parse_notification(body: bytes | str) -> Notification:
     """Decode and validate a webhook body; raise :class:`PayloadError` naming the culprit."""
     try:
         document = json.loads(body)
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, and an integer past Python's digit limit
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(f"body is not valid JSON: {exc}") from None
+    except ValueError:  # an integer past Python's limit on digits
+        raise PayloadError(f"body holds a number of more than {sys.get_int_max_str_digits()} digits") from None
     except RecursionError:
         raise PayloadError("body is not valid JSON: nested too deeply") from None
     if not isinstance(document, dict):

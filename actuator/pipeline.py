@@ -78,17 +78,15 @@ class Pipeline:
                 # Appended first: a 503's answer still shows what was decided before the outage.
                 alert_report = AlertReport(alert.name, alert.fingerprint, alert.status, alert.labels, alert.starts_at)
                 report.alerts.append(alert_report)
-                await self._alert(alert, Context("webhook", principal, notification_id, alert_report))
+                await self._alert(alert, alert_report, Context("webhook", principal, notification_id, alert_report))
         except Unavailable as exc:
             report.unavailable = exc
         await self.audit.finish_notification(notification_id, report.outcome,
                                              str(report.unavailable) if report.unavailable else None)
         return report
 
-    async def _alert(self, alert: Alert, context: Context) -> None:
-        """Decide every action of every rule ``alert`` matches, into ``context.alert``."""
-        alert_report = context.alert
-        assert alert_report is not None
+    async def _alert(self, alert: Alert, alert_report: AlertReport, context: Context) -> None:
+        """Decide every action of every rule ``alert`` matches, into ``alert_report``."""
         self.metrics.alerts.labels(alert.status).inc()
         rules = self.rules.matching(alert)
         alert_report.rules = [rule.name for rule in rules]
@@ -107,48 +105,44 @@ class Pipeline:
             return
         for rule in rules:
             for template in rule.actions:
-                await self._occurrence(template, rule, alert, context, alert_report)
+                alert_report.actions.append(await self._occurrence(template, rule, alert, context))
 
-    async def _occurrence(self, template: ActionTemplate, rule: Rule, alert: Alert, context: Context,
-                          alert_report: AlertReport) -> None:
-        """One rule action on one notification of an alert, under its own idempotency claim."""
+    async def _occurrence(self, template: ActionTemplate, rule: Rule, alert: Alert, context: Context) -> ActionReport:
+        """One rule action on one notification of an alert, under its own idempotency claim.
+
+        On an outage the decision is recorded, put in ``context.alert`` (the 503's answer shows
+        it) and the exception re-raised."""
+        assert context.alert is not None
         try:
             admission = await self.guards.admit(alert, rule, template)
         except Unavailable as exc:
-            report = self._unrendered(template, rule, exc.outcome, str(exc))
-            await self.record(context, report)
-            alert_report.actions.append(report)
+            context.alert.actions.append(await self._held(template, rule, context, exc.outcome, str(exc)))
             raise
         if admission.guard is not None:
-            report = self._unrendered(template, rule, "suppressed", admission.reason, admission.guard)
-            await self.record(context, report)
-            alert_report.actions.append(report)
-            return
+            return await self._held(template, rule, context, "suppressed", admission.reason, admission.guard)
         try:
             report = await self._template(template, rule, alert, context)
         except Unavailable as exc:
-            # Recorded in full already; the answer says what stopped it.
-            alert_report.actions.append(self._unrendered(template, rule, exc.outcome, str(exc)))
+            # execute() recorded it in full; the answer says what stopped it.
+            context.alert.actions.append(_unrendered(template, rule, exc.outcome, str(exc)))
             await self._release(admission)
             raise
-        alert_report.actions.append(report)
         if report.retryable:
             await self._release(admission)
+        return report
 
-    @staticmethod
-    def _unrendered(template: ActionTemplate, rule: Rule, outcome: str, reason: str | None,
-                    guard: str | None = None) -> ActionReport:
-        """An action held back before it was even rendered: paused, duplicate, or unavailable."""
-        return ActionReport(command=template.spec.name, outcome=outcome, rule=rule.name,
-                            target=template.target.describe(), reason=reason, guard=guard)
+    async def _held(self, template: ActionTemplate, rule: Rule, context: Context, outcome: str,
+                    reason: str | None, guard: str | None = None) -> ActionReport:
+        """Record an action held back before it was even rendered: paused, duplicate, or unavailable."""
+        report = _unrendered(template, rule, outcome, reason, guard)
+        await self.record(context, report)
+        return report
 
     async def _held_back(self, rules: Sequence[Rule], context: Context, alert_report: AlertReport,
                          outcome: str, reason: str | None, guard: str | None = None) -> None:
         for rule in rules:
             for template in rule.actions:
-                report = self._unrendered(template, rule, outcome, reason, guard)
-                await self.record(context, report)
-                alert_report.actions.append(report)
+                alert_report.actions.append(await self._held(template, rule, context, outcome, reason, guard))
 
     async def _release(self, admission: Admission) -> None:
         """Give the claim back so the notification acts when it comes again; if even that fails,
@@ -252,6 +246,12 @@ class Pipeline:
         log.info("%s %s %s %s -> %s%s%s", context.source, report.rule or "-", report.command,
                  dict(report.arguments), report.outcome, f" [{workers}]" if workers else "",
                  f" ({report.reason})" if report.reason else "")
+
+
+def _unrendered(template: ActionTemplate, rule: Rule, outcome: str, reason: str | None,
+                guard: str | None = None) -> ActionReport:
+    return ActionReport(command=template.spec.name, outcome=outcome, rule=rule.name,
+                        target=template.target.describe(), reason=reason, guard=guard)
 
 
 def _reply_outcome(reply: Reply | None) -> tuple[str, str]:

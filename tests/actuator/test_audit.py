@@ -44,6 +44,7 @@ async def test_guards_are_recorded_and_filterable(tmp_path):
 
 
 async def test_an_audit_log_from_before_the_guards_opens_and_keeps_its_records(tmp_path):
+    """Written by the first version: no guards column, bodies inline."""
     path = tmp_path / "audit.sqlite3"
     old = sqlite3.connect(path)
     old.executescript("""
@@ -58,6 +59,8 @@ async def test_an_audit_log_from_before_the_guards_opens_and_keeps_its_records(t
     """)
     old.execute("INSERT INTO decisions (created_at, source, outcome, workers, command) "
                 "VALUES (?, 'api', 'sent', '[]', 'pool_grow')", (time.time(),))
+    old.execute("INSERT INTO notifications (received_at, outcome, payload) VALUES (?, 'handled', '{\"old\": 1}')",
+                (time.time(),))
     old.commit()
     old.close()
     audit = AuditLog(path)
@@ -66,5 +69,30 @@ async def test_an_audit_log_from_before_the_guards_opens_and_keeps_its_records(t
         older, = [r for r in await audit.decisions({}, 100) if r["source"] == "api"]
         assert (older["command"], older["guards"]) == ("pool_grow", [])
         assert len(await audit.decisions({"reason": "duplicate"}, 100)) == 1
+        # Bodies were stored inline, one per notification, then.
+        assert (await audit.notification(1))["payload"] == '{"old": 1}'
+        assert (await audit.notification(2))["payload"] == "0"
     finally:
         audit.close()
+
+
+async def test_a_body_sent_again_and_again_is_stored_once(tmp_path):
+    """Alertmanager's re-sends and retries carry the same body: one copy, however many notifications."""
+    audit = AuditLog(tmp_path / "audit.sqlite3")
+    body = '{"receiver": "r", "alerts": ["' + "x" * 10_000 + '"]}'
+    try:
+        ids = [await audit.record_notification(principal="basic:am", outcome="handled", payload=body)
+               for _ in range(50)]
+        other = await audit.record_notification(principal="basic:am", outcome="handled", payload="{}")
+        assert [(await audit.notification(i))["payload"] for i in ids] == [body] * 50
+        assert (await audit.notification(other))["payload"] == "{}"
+        db = sqlite3.connect(tmp_path / "audit.sqlite3")
+        assert db.execute("SELECT count(*) FROM payloads").fetchone()[0] == 2
+        assert db.execute("SELECT sum(length(body)) FROM payloads").fetchone()[0] == len(body) + 2
+        # Pruned with the last notification that refers to it.
+        await audit.prune(max_age=None, max_rows=1)
+        assert db.execute("SELECT body FROM payloads").fetchall() == [("{}",)]
+        db.close()
+    finally:
+        audit.close()
+

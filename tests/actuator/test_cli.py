@@ -64,7 +64,7 @@ def test_check_resolves_targets_on_a_live_broker_and_sends_nothing(files, start_
                                                                    inspector):
     start_workers({"name": WORKER, "queues": ["celery"]})
     target = ("      - {command: pool_target, workers: {consuming: celery}, size: \"{{ value | int }}\",\n"
-              "         min_pool: 1, max_pool: 4}\n")
+              "         min_pool: 1, max_pool: 4, direction: up}\n")
     rules, payload = files(RULES + target)
     done = run("check", "--rules", str(rules), str(payload), "--broker-url", module_broker_url, "--json")
     assert done.returncode == 0, done.stderr
@@ -75,11 +75,12 @@ def test_check_resolves_targets_on_a_live_broker_and_sends_nothing(files, start_
     assert [w["name"] for w in grow["targets"]["workers"]] == [WORKER]
     assert grow["targets"]["workers"][0]["pool"] == "prefork"
     assert grow["targets"]["pool"] == {WORKER: "pool_grow n=3"}
-    assert (track["arguments"], track["bounds"]) == ({"size": 250}, {"max_pool": 4, "min_pool": 1})
+    assert (track["arguments"], track["bounds"]) == ({"size": 250}, {"max_pool": 4, "min_pool": 1, "direction": "up"})
     assert track["targets"]["pool"] == {
         WORKER: "pool_grow n=2 (target 4 (size 250 within min_pool 1, max_pool 4); pool had 2 processes)"}
     text = run("check", "--rules", str(rules), str(payload), "--broker-url", module_broker_url).stdout
-    assert "rule grow-on-backlog: pool_target size=250 max_pool=4 min_pool=1 -> workers consuming 'celery'" in text
+    assert ("rule grow-on-backlog: pool_target size=250 max_pool=4 min_pool=1 direction=up -> workers consuming "
+            "'celery'") in text
     assert f"    {WORKER}: pool_grow n=2 (target 4" in text
     # Had check sent rate_limit, the worker would report it (it is applied before the reply).
     assert task_info(inspector, WORKER, "demo.add") == "demo.add"

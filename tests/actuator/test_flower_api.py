@@ -10,7 +10,7 @@ import pytest
 import requests
 from celery import Celery
 
-from tests.actuator.conftest import AUTH
+from tests.actuator.conftest import AUTH, AUTH_HEADERS
 from tests.support.inspection import autoscaler, consumed_queues, pool_size, task_info
 from tests.support.polling import wait_for
 
@@ -95,6 +95,9 @@ def api(actuator, path: str, auth=AUTH, **kwargs) -> requests.Response:
     ("/api/worker/pool/autoscale/celery@worker3", {"min": "5", "max": "2"}, None, "min", "at most max (2)"),
     ("/api/worker/pool/autoscale/celery@worker3", {"max": "2"}, None, "min", "autoscale requires min"),
     ("/api/worker/queue/add-consumer/celery@worker1", {"queue": "two words"}, None, "queue", "whitespace"),
+    ("/api/worker/queue/add-consumer/celery@worker1", {"queue": "celery@worker2.celery.pidbox"}, None, "queue",
+     "not one of Celery's own (*.pidbox"),
+    ("/api/worker/queue/cancel-consumer/celery@worker1", {"queue": "celeryev.123"}, None, "queue", "celeryev.*"),
     ("/api/task/rate-limit/tasks.sleep", None, {"ratelimit": "lots"}, "rate_limit", '"200/m"'),
     ("/api/task/timeout/tasks.sleep", None, {"soft": "100", "hard": "30"}, "soft", "at most hard"),
 ])
@@ -102,6 +105,42 @@ def test_bad_arguments_are_400_and_nothing_is_sent(actuator, path, params, data,
     answer = api(actuator, path, params=params, data=data)
     assert answer.status_code == 400 and answer.json()["field"] == field
     assert fragment in answer.json()["error"]
+
+
+def test_a_shrink_never_leaves_a_pool_without_processes(actuator, inspector):
+    """Flower would stop every idle process (billiard's shrink); the actuator keeps one."""
+    before = pool_size(inspector, WORKER2)
+    answer = api(actuator, f"/api/worker/pool/shrink/{WORKER2}", params={"n": str(before + 3)})
+    assert answer.status_code == 200
+    assert answer.json()["message"] == f"Shrinking '{WORKER2}' worker's pool by {before - 1}"
+    assert answer.json()["workers"][0]["note"] == (f"n clipped from {before + 3} to {before - 1}: pool has {before} "
+                                                   "processes, a pool keeps at least 1 process")
+    wait_for(lambda: pool_size(inspector, WORKER2) == 1, timeout=20, what="worker2 to shrink to 1")
+    answer = api(actuator, f"/api/worker/pool/shrink/{WORKER2}", params={"n": "1"})
+    assert answer.status_code == 403
+    assert answer.json()["error"] == (f"Failed to shrink '{WORKER2}' worker's pool: bounds: pool of {WORKER2} has 1 "
+                                      "processes and a pool keeps at least 1 process: shrink by 1 clipped to 0")
+    assert api(actuator, f"/api/worker/pool/grow/{WORKER2}", params={"n": str(before - 1)}).status_code == 200
+    wait_for(lambda: pool_size(inspector, WORKER2) == before, timeout=20, what="worker2 to grow back")
+
+
+async def test_the_rule_files_limits_bound_manual_actions(actuator, actuator_client, module_broker_url, inspector):
+    before = pool_size(inspector, WORKER2)
+    ceiling = before + 1
+    client = await actuator_client(f"limits: {{max_pool: {ceiling}}}\nrules: []\n", module_broker_url)
+    answer = await client.post(f"/api/worker/pool/grow/{WORKER2}", params={"n": "10"}, headers=AUTH_HEADERS)
+    assert (answer.status, (await answer.json())["message"]) == (200, f"Growing '{WORKER2}' worker's pool by 1")
+    wait_for(lambda: pool_size(inspector, WORKER2) == ceiling, timeout=20, what="worker2 to grow to max_pool")
+    answer = await client.post(f"/api/worker/pool/grow/{WORKER2}", params={"n": "1"}, headers=AUTH_HEADERS)
+    assert answer.status == 403
+    assert (await answer.json())["error"] == (f"Failed to grow '{WORKER2}' worker's pool: bounds: pool of {WORKER2} has "
+                                              f"{ceiling} processes and max_pool is {ceiling}: grow by 1 clipped to 0")
+    answer = await client.post(f"/api/worker/pool/autoscale/{WORKER3}", params={"min": "1", "max": "99"},
+                               headers=AUTH_HEADERS)
+    assert (await answer.json())["message"] == f"Autoscaling '{WORKER3}' worker (min=1, max={ceiling})"
+    assert autoscaler(inspector, WORKER3)["max"] == ceiling
+    assert (await client.post(f"/api/worker/pool/shrink/{WORKER2}", headers=AUTH_HEADERS)).status == 200
+    wait_for(lambda: pool_size(inspector, WORKER2) == before, timeout=20, what="worker2 to shrink back")
 
 
 def test_unknown_worker_is_404(actuator):

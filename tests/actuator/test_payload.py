@@ -65,6 +65,11 @@ def test_not_json_or_not_an_object(body):
         parse_notification(body)
 
 
+def test_a_number_too_long_to_read_is_a_payload_error():
+    with pytest.raises(PayloadError, match="body holds a number of more than 4300 digits"):
+        parse_notification(b'{"version": "4", "truncatedAlerts": 1' + b"0" * 5000 + b"}")
+
+
 @pytest.mark.parametrize(("mutate", "field"), [
     (lambda b: b.update(receiver="\ud800"), "receiver"),
     (lambda b: b.update(groupKey="key\udfff"), "groupKey"),

@@ -7,11 +7,12 @@ import requests
 
 from tests.actuator.conftest import AUTH, decisions, post
 from tests.actuator.payloads import alert, backlog, notification
-from tests.support.inspection import consumed_queues, pool_pids, pool_size, task_info
+from tests.support.inspection import consumed_queues, pool_concurrency, pool_pids, pool_size, task_info
 from tests.support.polling import wait_for
 
 PREFORK = "w1@webhook"
 SOLO = "solo@webhook"
+THREADS = "threads@webhook"
 
 RULES = """
     rules:
@@ -63,7 +64,8 @@ RULES = """
 @pytest.fixture(scope="module")
 def cluster(start_workers, start_actuator):
     start_workers({"name": PREFORK, "queues": ["celery"], "concurrency": 2, "env": {"DEMO_POOL_RESTARTS": "1"}},
-                  {"name": SOLO, "queues": ["solo"], "pool": "solo"})
+                  {"name": SOLO, "queues": ["solo"], "pool": "solo"},
+                  {"name": THREADS, "queues": ["threads"], "pool": "threads"})
     return start_actuator(RULES)
 
 
@@ -83,13 +85,15 @@ def test_backlog_alert_grows_the_pool_by_the_rendered_n(cluster, inspector):
     assert recorded[0]["workers"][0]["detail"] == "pool will grow"
 
 
-def test_a_pool_that_cannot_grow_is_refused_with_a_reason(cluster, inspector):
-    answer = post(cluster, backlog("solo", 300))
+@pytest.mark.parametrize(("worker", "pool"), [(SOLO, "solo"), (THREADS, "threads")])
+def test_a_pool_that_cannot_grow_is_refused_with_a_reason(cluster, inspector, worker, pool):
+    before = pool_concurrency(inspector, worker)
+    answer = post(cluster, backlog(pool, 300))
     action = answer.json()["alerts"][0]["actions"][0]
     assert answer.status_code == 200 and action["outcome"] == "refused"
-    assert action["workers"] == [{"worker": SOLO, "outcome": "refused",
-                                  "detail": "the solo pool cannot grow or shrink"}]
-    assert pool_size(inspector, SOLO) == 1
+    assert action["workers"] == [{"worker": worker, "outcome": "refused",
+                                  "detail": f"the {pool} pool cannot grow or shrink"}]
+    assert pool_concurrency(inspector, worker) == before
 
 
 def test_add_consumer_then_cancel_it_when_resolved(cluster, inspector):
@@ -118,7 +122,7 @@ def test_rate_and_time_limits_reach_the_worker(cluster, inspector):
     actions = answer.json()["alerts"][0]["actions"]
     assert [(a["command"], a["outcome"]) for a in actions] == [("rate_limit", "sent"), ("time_limit", "sent")]
     # rate_limit went to every worker; the solo worker applies it too.
-    assert {w["worker"] for w in actions[0]["workers"]} == {PREFORK, SOLO}
+    assert {w["worker"] for w in actions[0]["workers"]} == {PREFORK, SOLO, THREADS}
     assert task_info(inspector, PREFORK, "demo.sleep") == \
         "demo.sleep [rate_limit=200/m time_limit=60.0 soft_time_limit=30.0]"
     assert task_info(inspector, SOLO, "demo.sleep") == "demo.sleep [rate_limit=200/m]"
@@ -129,8 +133,10 @@ def test_pool_restart_only_where_the_worker_enables_it(cluster, inspector):
     answer = post(cluster, notification(alert({"alertname": "CeleryWorkerMemoryHigh"})))
     action = answer.json()["alerts"][0]["actions"][0]
     assert action["outcome"] == "partial"
+    off = "worker_pool_restarts is off in the worker's configuration"
     assert action["workers"] == [
-        {"worker": SOLO, "outcome": "refused", "detail": "worker_pool_restarts is off in the worker's configuration"},
+        {"worker": SOLO, "outcome": "refused", "detail": off},
+        {"worker": THREADS, "outcome": "refused", "detail": off},
         {"worker": PREFORK, "outcome": "ok", "detail": "reload started"},
     ]
     # Billiard replaces the process that sees the restart flag first (on an idle pool, not all

@@ -20,6 +20,11 @@ def pool_size(app: Celery, worker: str) -> int:
     return len(_ask(app, worker, "stats")["pool"]["processes"])
 
 
+def pool_concurrency(app: Celery, worker: str) -> int:
+    """The pool's size as any pool reports it (solo and threads pools list no processes)."""
+    return _ask(app, worker, "stats")["pool"]["max-concurrency"]
+
+
 def pool_pids(app: Celery, worker: str) -> set[int]:
     return set(_ask(app, worker, "stats")["pool"]["processes"])
 
