@@ -28,6 +28,7 @@ def alerting_stack(
     actuator_targets: Sequence[str] = (),
     thresholds: Mapping[str, float] | None = None,
     for_durations: str | Mapping[str, str] | None = "1s",
+    repeat_interval: str = "1h",
     instance_labels: Mapping[str, str] | None = None,
     on_call_url: str | None = None,
     external_urls: bool = False,
@@ -36,8 +37,9 @@ def alerting_stack(
 ) -> Iterator[AlertingStack]:
     """Alertmanager routing to ``actuator_url``, then Prometheus scraping and alerting into it.
 
-    Scrape and evaluation every 1 s, group_wait 1 s, resend delay 1 s; thresholds and ``for:``
-    as given (bundle_config.write_rule_files). ``external_urls`` makes notifications carry the
+    Scrape and evaluation every 1 s, group_wait and group_interval 1 s, resend delay 1 s;
+    thresholds and ``for:`` as given (bundle_config.write_rule_files), ``keep_firing_for:`` 2 s,
+    and ``repeat_interval`` (how often a firing alert is sent again) as given. ``external_urls`` makes notifications carry the
     docker-compose addresses (http://prometheus:9090, http://alertmanager:9093) instead of this
     machine's name and random ports, as the committed samples do. Both listen on free ports
     unless given theirs, and are stopped on exit.
@@ -47,7 +49,7 @@ def alerting_stack(
     if actuator_targets:
         targets[ACTUATOR_JOB] = list(actuator_targets)
     am_config = alertmanager_config(actuator_url=actuator_url, credentials_file=token_file,
-                                    on_call_url=on_call_url)
+                                    on_call_url=on_call_url, repeat_interval=repeat_interval)
     with Alertmanager(am_config, external_url="http://alertmanager:9093" if external_urls else None,
                       port=alertmanager_port) as am:
         prom_config = prometheus_config(rule_files=rule_files, targets=targets,

@@ -1,8 +1,9 @@
 """Demo- and test-sized configurations derived from the very files in alerts/.
 
-The live demo and the end-to-end tests run the shipped rules, prometheus.yml and
-alertmanager.yml, changing only what they must: targets and ports, thresholds, `for:` durations
-and intervals (1 s instead of minutes). Everything else, routing included, is what users get.
+The live demo and the end-to-end tests run the shipped rules, prometheus.yml, alertmanager.yml
+and actuator-rules.yml, changing only what they must: targets and ports, thresholds, `for:` and
+`keep_firing_for:` durations, intervals and cooldowns (seconds instead of minutes). Everything
+else, routing included, is what users get.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ THRESHOLDS_FILE = ALERTS_DIR / "thresholds.rules.yml"
 ALERT_RULES_FILE = ALERTS_DIR / "celery.rules.yml"
 PROMETHEUS_FILE = ALERTS_DIR / "prometheus.yml"
 ALERTMANAGER_FILE = ALERTS_DIR / "alertmanager.yml"
+ACTUATOR_RULES_FILE = ALERTS_DIR / "actuator-rules.yml"
 
 EXPORTER_JOB = "celery-exporter"
 ACTUATOR_JOB = "celery-autopilot-actuator"
@@ -64,16 +66,27 @@ def _unknown(kind: str, asked: Sequence[str], known: Sequence[str]) -> None:
         raise KeyError(f"unknown {kind} {', '.join(unknown)}; known: {', '.join(known)}")
 
 
+def _per_alert(durations: str | Mapping[str, str] | None, alerts: Sequence[str]) -> dict[str, str]:
+    """A duration for every alert in ``alerts`` (a string), for the named ones (a mapping), or none."""
+    if isinstance(durations, str):
+        return {name: durations for name in alerts}
+    durations = dict(durations or {})
+    _unknown("alert", list(durations), alerts)
+    return durations
+
+
 def write_rule_files(
     dest: Path,
     *,
     thresholds: Mapping[str, float] | None = None,
     for_durations: str | Mapping[str, str] | None = "1s",
+    keep_firing_for: str | Mapping[str, str] | None = "2s",
 ) -> list[Path]:
     """Write thresholds and alert rules into ``dest`` and return the two paths.
 
     ``thresholds`` overrides thresholds by short name; ``for_durations`` sets the ``for:`` of
-    every alert (a string), of the named alerts (a mapping) or of none (``None``).
+    every alert (a string), of the named alerts (a mapping) or of none (``None``);
+    ``keep_firing_for`` likewise the ``keep_firing_for:`` of the alerts that have one.
     """
     thresholds = dict(thresholds or {})
     _unknown("threshold", list(thresholds), list(threshold_defaults()))
@@ -84,21 +97,38 @@ def write_rule_files(
             if name in thresholds:
                 rule["expr"] = f"vector({float(thresholds[name])!r})"
 
-    if isinstance(for_durations, str):
-        for_durations = {name: for_durations for name in alert_names()}
-    for_durations = dict(for_durations or {})
-    _unknown("alert", list(for_durations), alert_names())
     alert_doc = load_yaml(ALERT_RULES_FILE)
-    for group in alert_doc["groups"]:
-        for rule in group["rules"]:
-            if rule.get("alert") in for_durations:
-                rule["for"] = for_durations[rule["alert"]]
+    alerts = [rule for group in alert_doc["groups"] for rule in group["rules"] if "alert" in rule]
+    keeping = [rule["alert"] for rule in alerts if "keep_firing_for" in rule]
+    fors = _per_alert(for_durations, alert_names())
+    keeps = _per_alert(keep_firing_for, keeping)
+    for rule in alerts:
+        if rule["alert"] in fors:
+            rule["for"] = fors[rule["alert"]]
+        if rule["alert"] in keeps:
+            rule["keep_firing_for"] = keeps[rule["alert"]]
 
     dest.mkdir(parents=True, exist_ok=True)
     paths = [dest / THRESHOLDS_FILE.name, dest / ALERT_RULES_FILE.name]
     for path, doc in zip(paths, (threshold_doc, alert_doc)):
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return paths
+
+
+def write_actuator_rules(dest: Path, *, cooldowns: Mapping[str, str]) -> Path:
+    """alerts/actuator-rules.yml into ``dest`` with the named rules' ``cooldown`` changed."""
+    doc = load_yaml(ACTUATOR_RULES_FILE)
+    for rule in doc["rules"]:
+        if True in rule:  # PyYAML reads the key `on:` as a YAML 1.1 boolean; the actuator does not
+            rule["on"] = rule.pop(True)
+    rules = {rule["name"]: rule for rule in doc["rules"]}
+    _unknown("actuator rule", list(cooldowns), list(rules))
+    for name, cooldown in cooldowns.items():
+        rules[name]["cooldown"] = cooldown
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / ACTUATOR_RULES_FILE.name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
 
 
 def prometheus_config(

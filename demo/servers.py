@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 import yaml
 
 from .http_client import answers, get_json, post_json
+from .listeners import listening_ports
 from .polling import GaveUp, wait_for
-from .processes import free_port, terminate
+from .processes import die_with_parent, free_port, terminate
 
 S = TypeVar("S", bound="PrometheusBinary")
 
@@ -30,7 +31,9 @@ class PrometheusBinary(ABC):
 
     ``external_url`` is the address the server puts in what it sends (generatorURL,
     externalURL): a host name only, since a path would move every endpoint under it. A process
-    that exits while starting fails at once with its log instead of timing out with no reason.
+    that exits while starting fails at once with its log instead of timing out with no reason;
+    it is ready once it answers on a port it listens on itself (not a stranger on that port).
+    It gets SIGTERM if the process that started it dies.
     """
 
     name: str
@@ -69,20 +72,24 @@ class PrometheusBinary(ABC):
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [self.binary, *args], cwd=self.dir, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=die_with_parent,
             )
 
         def ready() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise GaveUp(
-                    f"{self.name} exited with {self.proc.returncode} while starting:\n{self.log_text()}")
-            return answers(f"{self.url}/-/ready")
+            assert self.proc is not None
+            self.check_running("while starting")
+            return answers(f"{self.url}/-/ready") and self.port in listening_ports(self.proc.pid)
 
         try:
             wait_for(ready, timeout=timeout, interval=0.1, what=f"{self.name} on {self.address}")
         except BaseException:
             self.stop()
             raise
+
+    def check_running(self, when: str) -> None:
+        """GaveUp, with its log, if the server has exited."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise GaveUp(f"{self.name} exited with {self.proc.returncode} {when}:\n{self.log_text()[-3000:]}")
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -2,7 +2,8 @@
 
 Each runs as a real subprocess from this checkout (``python -m celery|exporter|actuator``),
 writes its output to a log file and counts as started once it answers: the worker a ping, the
-services their ``/healthz``. A process that exits while starting fails at once with its log.
+services their ``/healthz`` on a port the process itself listens on (another program answering
+there does not count). A process that exits while starting fails at once with its log.
 """
 from __future__ import annotations
 
@@ -17,16 +18,21 @@ from pathlib import Path
 from celery import Celery
 
 from .http_client import answers
+from .listeners import listening_ports
 from .polling import GaveUp, wait_for
-from .processes import free_port
+from .processes import die_with_parent, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+class NameTaken(RuntimeError):
+    """A Celery node name the demo needs is used by a running worker."""
 
 
 @dataclass
 class Service:
     """A subprocess in a session of its own, so that stopping it also stops its children
-    (a prefork worker's pool processes)."""
+    (a prefork worker's pool processes); it gets SIGTERM if the process that started it dies."""
 
     name: str
     command: list[str]
@@ -39,19 +45,24 @@ class Service:
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 self.command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**os.environ, "PYTHONPATH": str(ROOT), **self.env})
+                preexec_fn=die_with_parent, env={**os.environ, "PYTHONPATH": str(ROOT), **self.env})
 
         def started() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise GaveUp(f"{self.name} exited with {self.proc.returncode} while starting; "
-                                   f"its log ({self.log}):\n{self.log_text()[-3000:]}")
+            self.check_running("while starting")
             return ready()
 
         try:
             wait_for(started, timeout=timeout, interval=0.1, what=f"{self.name} to start")
+            self.check_running("right after it answered")
         except BaseException:
             self.stop()
             raise
+
+    def check_running(self, when: str) -> None:
+        """GaveUp, with the end of its log, if the process has exited."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise GaveUp(f"{self.name} exited with {self.proc.returncode} {when}; "
+                         f"its log ({self.log}):\n{self.log_text()[-3000:]}")
 
     def stop(self, *, timeout: float = 10.0) -> None:
         """SIGTERM to the whole process group, SIGKILL after ``timeout``."""
@@ -79,13 +90,21 @@ class HttpService(Service):
         return f"http://127.0.0.1:{self.port}"
 
     def start_serving(self, *, timeout: float = 30.0) -> HttpService:
-        self.start(lambda: answers(f"{self.url}/healthz"), timeout=timeout)
+        self.start(self._serving, timeout=timeout)
         return self
+
+    def _serving(self) -> bool:
+        return (answers(f"{self.url}/healthz") and self.proc is not None
+                and self.port in listening_ports(self.proc.pid))
 
 
 def start_worker(broker_url: str, logs: Path, *, name: str, queues: Sequence[str] = ("celery",),
                  concurrency: int = 2, timeout: float = 30.0) -> Service:
-    """A prefork worker running demo.tasks with events on; started once it answers a ping."""
+    """A prefork worker running demo.tasks with events on; started once it answers a ping.
+
+    Refused if a worker of that name already answers on the broker (an earlier demo still
+    running): its ping would pass for ours, and commands for the name would reach both.
+    """
     worker = Service(
         name=f"worker {name}", log=logs / f"worker-{name.replace('@', '_')}.log",
         command=[sys.executable, "-m", "celery", "-A", "demo.tasks", "worker", "-P", "prefork",
@@ -93,9 +112,14 @@ def start_worker(broker_url: str, logs: Path, *, name: str, queues: Sequence[str
                  "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
         env={"CELERY_BROKER_URL": broker_url})
     app = Celery("demo-ping", broker=broker_url, set_as_current=False)
+
+    def answering() -> list[str]:
+        return [node for reply in app.control.ping(destination=[name], timeout=0.5) for node in reply]
     try:
-        worker.start(lambda: any(name in reply for reply in app.control.ping(destination=[name], timeout=0.5)),
-                     timeout=timeout)
+        if answering():
+            raise NameTaken(f"a worker named {name} already answers on {broker_url} (another demo still "
+                            "running?): stop it first")
+        worker.start(lambda: name in answering(), timeout=timeout)
     finally:
         app.close()
     return worker

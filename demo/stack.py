@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from .alerting_stack import alerting_stack
-from .bundle_config import ALERTS_DIR
+from .bundle_config import ACTUATOR_RULES_FILE, ALERTS_DIR
 from .http_client import get_json
 from .servers import Alertmanager, Prometheus
 from .services import HttpService, start_actuator, start_exporter
 
-ACTUATOR_RULES = ALERTS_DIR / "actuator-rules.yml"
 TOKEN_FILE = ALERTS_DIR / "secrets" / "actuator-token"
 # The remediation alerts after 1 s instead of minutes: the demo's and the end-to-end tests' `for:`.
 REMEDIATION_FOR = {"CeleryQueueBacklog": "1s", "CeleryQueueNoConsumers": "1s", "CeleryPoolOverprovisioned": "1s"}
@@ -32,16 +31,18 @@ class StackSettings:
     """Where the loop runs and how tight it is.
 
     Ports left at None are free ones picked at start. ``thresholds`` and ``for_durations`` are
-    those of demo.bundle_config.write_rule_files (threshold short names, an alert's ``for:``).
+    those of demo.bundle_config.write_rule_files (threshold short names, an alert's ``for:``);
+    ``repeat_interval`` is how often Alertmanager sends a firing alert again.
     """
 
     broker_url: str
     workdir: Path
     queues: Sequence[str] = ("celery",)
-    rules: Path = ACTUATOR_RULES
+    rules: Path = ACTUATOR_RULES_FILE
     token_file: Path = TOKEN_FILE
     thresholds: Mapping[str, float] = field(default_factory=dict)
     for_durations: str | Mapping[str, str] | None = "1s"
+    repeat_interval: str = "1h"
     exporter_port: int | None = None
     actuator_port: int | None = None
     prometheus_port: int | None = None
@@ -68,6 +69,11 @@ class Autopilot:
         """The alerts Prometheus has firing now (pending ones are left out)."""
         return [alert for alert in self.prometheus.alerts() if alert["state"] == "firing"]
 
+    def check_running(self) -> None:
+        """GaveUp naming the first part of the loop that has exited, with its log."""
+        for part in (self.exporter, self.actuator, self.prometheus, self.alertmanager):
+            part.check_running("while the loop ran")
+
 
 @contextmanager
 def autopilot(settings: StackSettings) -> Iterator[Autopilot]:
@@ -87,6 +93,7 @@ def autopilot(settings: StackSettings) -> Iterator[Autopilot]:
             token_file=settings.token_file,
             thresholds=settings.thresholds,
             for_durations=settings.for_durations,
+            repeat_interval=settings.repeat_interval,
             prometheus_port=settings.prometheus_port,
             alertmanager_port=settings.alertmanager_port,
         ))

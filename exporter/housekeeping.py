@@ -1,6 +1,8 @@
 """Forget hosts that are gone: every series of a host down and silent for ``purge_after``.
 
 Kept long enough (30 min by default) for a ``for: 10m`` alert on ``celery_worker_up == 0`` to fire.
+Queues no worker consumed for ``purge_after`` are forgotten too (those named by --queues stay):
+until then a queue whose last consumer was cancelled keeps its depth, so its messages can alert.
 """
 from __future__ import annotations
 
@@ -22,6 +24,10 @@ class Housekeeping:
         self.liveness = liveness
 
     def poll(self) -> None:
+        forgotten = self.polls.forget_queues(self.liveness.purge_after)
+        if forgotten:
+            log.info("forgetting queues no worker consumed for %.0f s: %s", self.liveness.purge_after,
+                     ", ".join(sorted(forgotten)))
         with self.aggregates.lock:
             workers, last_heard = self.aggregates.copy_workers()
         with self.polls.lock:

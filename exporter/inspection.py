@@ -91,7 +91,7 @@ class WorkerInspection:
                 # (a round lasts up to two timeouts).
                 self.polls.answered_at[hostname] = now
             for hostname, reply in queues.items():
-                self.polls.consumed[hostname] = consumed_queues(reply)
+                self.polls.note_consumed(hostname, consumed_queues(reply))
             single = {h: qs[0] for h, qs in self.polls.consumed.items() if len(qs) == 1}
         with self.aggregates.lock:
             self.aggregates.single_queues = single

@@ -6,6 +6,7 @@ here waits on the broker.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field, replace
 
 
@@ -44,6 +45,10 @@ class PollResults:
     queues: dict[str, QueueDepth] = field(default_factory=dict)
     # time.monotonic() after which ``queues`` is too old to show.
     queues_valid_until: float = float("-inf")
+    # queue name -> time.monotonic() of the last inspection reply that had a worker consume it. A
+    # queue whose last consumer was cancelled is still measured until forgotten (forget_queues),
+    # so messages that nobody will run show up instead of vanishing with their consumer.
+    consumed_at: dict[str, float] = field(default_factory=dict)
     sources: dict[str, SourceHealth] = field(default_factory=dict)
     broker_connected: bool = False
 
@@ -56,12 +61,27 @@ class PollResults:
                 health.errors += 1
 
     def known_queues(self, always: tuple[str, ...]) -> list[str]:
-        """The queues to measure: those named by flags, then those workers consume."""
+        """The queues to measure: those named by flags, then those workers consume or consumed."""
         with self.lock:
             seen = dict.fromkeys(always)
             for queues in self.consumed.values():
                 seen.update(dict.fromkeys(queues))
+            seen.update(dict.fromkeys(self.consumed_at))
         return list(seen)
+
+    def note_consumed(self, hostname: str, queues: tuple[str, ...]) -> None:
+        """What ``hostname`` consumes, from an inspection reply just received (hold ``lock``)."""
+        self.consumed[hostname] = queues
+        self.consumed_at.update(dict.fromkeys(queues, time.monotonic()))
+
+    def forget_queues(self, unconsumed_for: float) -> set[str]:
+        """Stop measuring the queues no worker consumed for ``unconsumed_for`` seconds; returns them."""
+        cutoff = time.monotonic() - unconsumed_for
+        with self.lock:
+            gone = {name for name, at in self.consumed_at.items() if at < cutoff}
+            for name in gone:
+                del self.consumed_at[name]
+        return gone
 
     def copy(self) -> PollResults:
         with self.lock:

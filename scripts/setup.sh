@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for celery-autopilot: system packages, the virtualenv with the
-# package installed editable, and the loopback services the demo needs. Safe to run again: every
-# step first checks whether it is already done.
+# package installed editable, and the loopback services the demo needs. setup_demo does what the
+# live demo needs, setup_all everything the tests need too. Safe to run again: every step first
+# checks whether it is already done.
 #
 # Sourced by ./run.sh; can also be run on its own.
 set -euo pipefail
@@ -33,11 +34,15 @@ declare -A PACKAGE_FOR=(
     [node]=nodejs
     [npm]=npm
 )
+# What the live demo runs; the tests need every command above.
+DEMO_COMMANDS=(redis-server redis-cli prometheus prometheus-alertmanager)
+# Packages whose Debian service would take a port the demo uses (6379, 9090, 9093) at every boot.
+SERVICE_PACKAGES=(redis-server prometheus prometheus-alertmanager)
+POLICY_RC_D="${POLICY_RC_D:-/usr/sbin/policy-rc.d}"
 
-install_system_packages() {
-    local missing=()
-    local cmd
-    for cmd in "${!PACKAGE_FOR[@]}"; do
+install_system_packages() {  # commands...
+    local missing=() cmd
+    for cmd in "$@"; do
         command -v "$cmd" >/dev/null 2>&1 || missing+=("${PACKAGE_FOR[$cmd]}")
     done
     if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
@@ -45,35 +50,65 @@ install_system_packages() {
     fi
     [ ${#missing[@]} -eq 0 ] && return 0
     mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-    log "installing system packages: ${missing[*]}"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    # policy-rc.d keeps Debian's maintainer scripts from starting prometheus/alertmanager/redis
-    # services on their default ports: the project starts what it needs itself, on loopback.
-    local policy=/usr/sbin/policy-rc.d created_policy=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
-        as_root chmod +x "$policy"
-        created_policy=1
-    fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    [ "$created_policy" = 1 ] && as_root rm -f "$policy"
-    return 0
+    install_packages "${missing[@]}"
 }
 
-install_python_package() {
+install_packages() {  # packages...
+    log "installing system packages: $*"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # policy-rc.d keeps Debian's maintainer scripts from starting prometheus/alertmanager/redis
+    # services on their default ports: the project starts what it needs itself, on loopback. It is
+    # removed again whatever happens, or it would stop every service apt installs later.
+    if [ ! -e "$POLICY_RC_D" ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$POLICY_RC_D" >/dev/null
+        as_root chmod +x "$POLICY_RC_D"
+        trap 'as_root rm -f "$POLICY_RC_D"' EXIT
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+    if [ "$(trap -p EXIT)" ]; then
+        as_root rm -f "$POLICY_RC_D"
+        trap - EXIT
+    fi
+    disable_services "$@"
+}
+
+disable_services() {  # packages just installed
+    # Not started now, but enabled: after a reboot they would hold 6379, 9090 and 9093, and the
+    # demo would refuse to start. Only services this script installed are touched.
+    local pkg units=()
+    for pkg in "$@"; do
+        [[ " ${SERVICE_PACKAGES[*]} " == *" $pkg "* ]] && units+=("$pkg")
+    done
+    [ ${#units[@]} -eq 0 ] && return 0
+    log "disabling the services apt enabled (${units[*]}): the demo and the tests start their own"
+    if [ -d /run/systemd/system ]; then
+        as_root systemctl disable --now "${units[@]}" || log "could not disable ${units[*]}"
+    elif command -v systemctl >/dev/null 2>&1; then
+        as_root systemctl disable "${units[@]}" || log "could not disable ${units[*]}"
+    else
+        for pkg in "${units[@]}"; do as_root update-rc.d "$pkg" disable || log "could not disable $pkg"; done
+    fi
+}
+
+install_python_package() {  # extras, e.g. demo or test,bench,demo
+    local extras="$1" stamp="$VENV/.autopilot-stamp" want have_hash="" have_extras="" extra
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating virtualenv $VENV"
         "$PYTHON" -m venv "$VENV"
     fi
-    # Reinstall only when the dependency list changed since the last successful install.
-    local stamp="$VENV/.autopilot-stamp" want
+    # Reinstall only when the dependency list changed, or extras are wanted that are not there.
     want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
-    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-        log "installing celery-autopilot (editable) with test, bench and demo extras"
-        "$VENV/bin/python" -m pip install -q --upgrade pip
-        "$VENV/bin/python" -m pip install -q -e "$ROOT[test,bench,demo]"
-        echo "$want" > "$stamp"
+    [ -f "$stamp" ] && read -r have_hash have_extras < "$stamp"
+    if [ "$have_hash" = "$want" ]; then
+        for extra in ${extras//,/ }; do
+            [[ ",$have_extras," == *",$extra,"* ]] || have_hash=""
+        done
+        [ -n "$have_hash" ] && return 0
     fi
+    log "installing celery-autopilot (editable) with the $extras extras"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[$extras]"
+    echo "$want $extras" > "$stamp"
 }
 
 install_node_modules() {
@@ -114,9 +149,17 @@ start_rabbitmq_if_installed() {
     log "rabbitmq-server did not come up; AMQP tests will be skipped"
 }
 
+# What ./run.sh demo needs: Redis, Prometheus, Alertmanager and the package with its demo extra.
+setup_demo() {
+    install_system_packages "${DEMO_COMMANDS[@]}"
+    install_python_package demo
+    start_redis
+}
+
+# Everything: what the tests need, which includes the demo's needs.
 setup_all() {
-    install_system_packages
-    install_python_package
+    install_system_packages "${!PACKAGE_FOR[@]}"
+    install_python_package test,bench,demo
     install_node_modules
     start_redis
     start_rabbitmq_if_installed

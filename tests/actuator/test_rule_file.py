@@ -230,7 +230,7 @@ def test_unreadable_file_names_the_path(tmp_path):
 def test_the_shipped_example_rule_file_loads():
     example = Path(actuator.__file__).parent / "rules.example.yml"
     rules = load_rules(example)
-    assert len(rules.rules) == 6 and rules.warnings == ()
+    assert len(rules.rules) == 5 and rules.warnings == ()
     assert rules.matching(make_alert({"alertname": "CeleryQueueBacklog", "queue_name": "celery"}))[0].name == \
         "track-backlog"
 

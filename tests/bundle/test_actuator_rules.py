@@ -7,6 +7,8 @@ actuator/rules.example.yml, the example shipped inside the package, is this very
 """
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -25,14 +27,16 @@ CHECK = [shutil.which("autopilot-actuator", path=str(Path(sys.executable).parent
 
 # What `check` prints for each sample: the story of tests/support/synthetic_metrics.py.
 EXPECTED = {
-    # 750 waiting messages: the seed's max(2, min(10, 750 // 100)) = 7 processes.
-    "CeleryQueueBacklog.firing": "rule track-backlog: pool_target size=7 max_pool=10 min_pool=2 -> workers consuming 'celery'",
-    "CeleryQueueBacklog.resolved":
-        "rule settle-after-backlog: pool_target size=2 max_pool=10 min_pool=2 -> workers consuming 'celery'",
+    # 750 waiting messages for 1 consumer: the seed's max(2, min(10, 750 // 100)) = 7 processes,
+    # grow only.
+    "CeleryQueueBacklog.firing":
+        "rule track-backlog: pool_target size=7 max_pool=10 min_pool=2 direction=up -> workers consuming 'celery'",
+    # Nothing shrinks on resolve: shrink-overprovisioned-pool does, on evidence.
+    "CeleryQueueBacklog.resolved": "no rule matched",
     "CeleryQueueNoConsumers.firing":
         "rule adopt-orphaned-queue: add_consumer queue='orphan' -> workers consuming 'celery'",
     "CeleryPoolOverprovisioned.firing":
-        "rule shrink-overprovisioned-pool: pool_shrink n=4 min_pool=2 -> worker 'celery@worker3'",
+        "rule shrink-overprovisioned-pool: pool_shrink n=4 min_pool=1 -> worker 'celery@worker3'",
     "CeleryWorkerMemoryHigh.firing": "rule restart-leaking-pool: pool_restart  -> worker 'celery@worker1'",
     "CeleryTaskFailureRatioHigh.firing":
         "rule throttle-failing-task: rate_limit task='demo.fail' rate_limit='10/m' -> all workers",
@@ -40,6 +44,7 @@ EXPECTED = {
     "CeleryPoolSaturated.firing": "no rule matched",
     "CeleryExporterDown.firing": "no rule matched",
     "CeleryEventsStalled.firing": "no rule matched",
+    "CeleryWorkersWithoutTaskEvents.firing": "no rule matched",
 }
 
 
@@ -57,6 +62,26 @@ def test_check_passes_and_prints_the_commands(sample):
     assert f"alert {alertname} [{status}]" in result.stdout
     assert f"  {EXPECTED[sample]}\n" in result.stdout, result.stdout
     assert result.stdout.endswith("\n0 error(s)\n") and "\nwarning: " not in result.stdout
+
+
+@pytest.mark.parametrize("value, consumers, size", [
+    ("750", "1", 7), ("750", "2", 3), ("750", "0", 7), ("750", None, 7), ("4000", "1", 10), ("120", "1", 2),
+])
+def test_track_backlog_shares_the_backlog_among_the_consuming_workers(tmp_path, value, consumers, size):
+    """Every consuming worker gets the target, so it is the backlog per worker that counts; an
+    alert without the annotation (or 0 consumers) counts as one. min_pool and max_pool clamp."""
+    payload = json.loads((SAMPLES_DIR / "CeleryQueueBacklog.firing.json").read_text())
+    annotations = payload["alerts"][0]["annotations"]
+    annotations["value"] = value
+    annotations.pop("consumers")
+    if consumers is not None:
+        annotations["consumers"] = consumers
+    path = tmp_path / "backlog.json"
+    path.write_text(json.dumps(payload))
+    result = subprocess.run([*CHECK, str(path)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rendered = int(re.search(r"pool_target size=(\d+) ", result.stdout).group(1))
+    assert min(max(rendered, 2), 10) == size, result.stdout
 
 
 def test_rules_cover_the_remediations_of_the_issue():

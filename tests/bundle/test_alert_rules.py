@@ -15,7 +15,7 @@ from demo.bundle_config import (
 ALERT_NAMES = [
     "CeleryQueueBacklog", "CeleryQueueNoConsumers", "CeleryWorkerDown", "CeleryPoolSaturated",
     "CeleryWorkerMemoryHigh", "CeleryTaskFailureRatioHigh", "CeleryPoolOverprovisioned",
-    "CeleryExporterDown", "CeleryEventsStalled",
+    "CeleryExporterDown", "CeleryEventsStalled", "CeleryWorkersWithoutTaskEvents",
 ]
 # The label that names what each alert is about, which actuator rules template into targets.
 SUBJECT_LABEL = {
@@ -23,10 +23,20 @@ SUBJECT_LABEL = {
     "CeleryWorkerDown": "hostname", "CeleryPoolSaturated": "hostname",
     "CeleryWorkerMemoryHigh": "hostname", "CeleryPoolOverprovisioned": "hostname",
     "CeleryTaskFailureRatioHigh": "name", "CeleryExporterDown": "job",
-    "CeleryEventsStalled": "instance",
+    "CeleryEventsStalled": "instance", "CeleryWorkersWithoutTaskEvents": "instance",
 }
 REMEDIATION_ALERTS = ["CeleryQueueBacklog", "CeleryQueueNoConsumers", "CeleryPoolOverprovisioned"]
 TEST_FILE = ALERTS_DIR / "celery.rules.test.yml"
+ACTUATOR_RULES_FILE = ALERTS_DIR / "actuator-rules.yml"
+_DURATION = re.compile(r"(\d+)([smh])")
+
+
+def duration_seconds(text: str) -> int:
+    return sum(int(number) * {"s": 1, "m": 60, "h": 3600}[unit] for number, unit in _DURATION.findall(text))
+
+
+def track_backlog_cooldown() -> str:
+    return next(rule["cooldown"] for rule in load_yaml(ACTUATOR_RULES_FILE)["rules"] if rule["name"] == "track-backlog")
 
 
 def run(*cmd: str) -> subprocess.CompletedProcess:
@@ -41,7 +51,7 @@ def alert_rules() -> dict[str, dict]:
 def test_promtool_check_rules_is_clean():
     result = run("promtool", "check", "rules", str(THRESHOLDS_FILE), str(ALERT_RULES_FILE))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 9 rules found" in result.stdout
+    assert "SUCCESS: 10 rules found" in result.stdout
 
 
 def test_promtool_unit_tests_pass():
@@ -85,6 +95,14 @@ def test_every_alert_keeps_the_label_its_actuator_rules_target():
             assert labels.get(SUBJECT_LABEL[name]), (name, labels)
 
 
+def test_alerts_that_a_failed_scrape_must_not_resolve_keep_firing_for_a_minute():
+    """One failed scrape leaves no sample: the alert would resolve and fire again as a new one."""
+    keeping = {name: rule.get("keep_firing_for") for name, rule in alert_rules().items()}
+    assert {name for name, keep in keeping.items() if keep} == {
+        "CeleryQueueBacklog", "CeleryQueueNoConsumers", "CeleryWorkerDown"}
+    assert {keep for keep in keeping.values() if keep} == {"1m"}
+
+
 def test_remediation_alerts_wait_with_for_not_with_range_windows():
     for name in REMEDIATION_ALERTS:
         rule = alert_rules()[name]
@@ -93,10 +111,11 @@ def test_remediation_alerts_wait_with_for_not_with_range_windows():
 
 
 def test_alerts_read_only_known_metrics_and_defined_thresholds():
+    """In their expressions and in the queries their annotations run."""
     defined = threshold_records()
     used_thresholds: set[str] = set()
     for name, rule in alert_rules().items():
-        names = metric_names(rule["expr"], EXPORTER_METRICS)
+        names = metric_names(" ".join([rule["expr"], *rule["annotations"].values()]), EXPORTER_METRICS)
         used_thresholds |= {n for n in names if n.endswith(":threshold")}
         unknown = names - EXPORTER_METRICS - PROMETHEUS_METRICS - defined
         assert not unknown, f"{name} reads unknown metrics {unknown}"
@@ -127,18 +146,30 @@ def test_alertmanager_config_is_valid():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+# Who hears of a Celery alert besides the actuator: the on-call pager for critical ones, the
+# team's chat for warnings, nobody for info (the actuator handles those on its own).
+PEOPLE_FOR = {"critical": ON_CALL_RECEIVER, "warning": "team-chat", "info": "nobody"}
+
+
 @pytest.mark.parametrize("alertname", ALERT_NAMES)
-def test_celery_alerts_reach_the_actuator_and_then_people(alertname):
+def test_celery_alerts_reach_the_actuator_and_then_people_by_severity(alertname):
+    severity = alert_rules()[alertname]["labels"]["severity"]
     result = run("amtool", "config", "routes", "test", f"--config.file={ALERTMANAGER_FILE}",
-                 f"alertname={alertname}", "severity=warning")
+                 f"alertname={alertname}", f"severity={severity}")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"{ACTUATOR_RECEIVER},{ON_CALL_RECEIVER}"
+    assert result.stdout.strip() == f"{ACTUATOR_RECEIVER},{PEOPLE_FOR[severity]}"
+
+
+def test_every_human_receiver_exists():
+    receivers = {receiver["name"] for receiver in load_yaml(ALERTMANAGER_FILE)["receivers"]}
+    assert set(PEOPLE_FOR.values()) | {ACTUATOR_RECEIVER} == receivers
 
 
 def test_other_alerts_reach_only_people():
-    result = run("amtool", "config", "routes", "test", f"--config.file={ALERTMANAGER_FILE}",
-                 "alertname=NodeDown")
-    assert result.stdout.strip() == ON_CALL_RECEIVER
+    for severity in PEOPLE_FOR:
+        result = run("amtool", "config", "routes", "test", f"--config.file={ALERTMANAGER_FILE}",
+                     "alertname=NodeDown", f"severity={severity}")
+        assert result.stdout.strip() == ON_CALL_RECEIVER, severity
 
 
 def test_actuator_receiver_sends_resolved_with_credentials_quickly():
@@ -153,3 +184,7 @@ def test_actuator_receiver_sends_resolved_with_credentials_quickly():
     assert route["continue"] is True
     assert route["group_by"] == ["..."], "one notification per alert, so each acts on its own"
     assert route["group_wait"] == "5s"
+    # Re-sends carry the current value, which target tracking follows: often enough to matter,
+    # never more often than track-backlog's cooldown lets it act.
+    assert (duration_seconds(route["group_interval"]), duration_seconds(route["repeat_interval"])) == (60, 120)
+    assert duration_seconds(track_backlog_cooldown()) < duration_seconds(route["repeat_interval"])

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
+from actuator.rule_file import load_rules
 from demo.bundle_config import (
-    ACTUATOR_RECEIVER, EXPORTER_JOB, ON_CALL_RECEIVER, alert_names, alertmanager_config,
-    load_yaml, prometheus_config, threshold_defaults, write_rule_files,
+    ACTUATOR_RECEIVER, ACTUATOR_RULES_FILE, ALERT_RULES_FILE, EXPORTER_JOB, ON_CALL_RECEIVER, alert_names,
+    alertmanager_config, load_yaml, prometheus_config, threshold_defaults, write_actuator_rules, write_rule_files,
 )
 
 
@@ -18,7 +20,7 @@ def run(*cmd: str) -> subprocess.CompletedProcess:
 
 def test_threshold_defaults_are_read_from_the_thresholds_file():
     assert threshold_defaults() == {
-        "queue_backlog_messages": 100, "pool_busy_ratio": 1, "worker_max_rss_bytes": 1024 ** 3,
+        "queue_backlog_messages": 100, "pool_busy_ratio": 1, "worker_rss_growth_bytes": 256 * 1024 ** 2,
         "task_failure_ratio": 0.1, "task_failure_min_finished": 10, "events_silence_seconds": 60,
     }
 
@@ -34,6 +36,33 @@ def test_rule_files_take_thresholds_and_for_durations(tmp_path):
     assert fors["CeleryQueueBacklog"] == "2s" and fors["CeleryWorkerDown"] == "5m"
     result = run("promtool", "check", "rules", str(thresholds_file), str(rules_file))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_keep_firing_for_changes_only_the_alerts_that_have_it(tmp_path):
+    def keeps(path: Path) -> dict[str, str | None]:
+        return {rule["alert"]: rule.get("keep_firing_for") for group in load_yaml(path)["groups"]
+                for rule in group["rules"]}
+
+    shipped = keeps(ALERT_RULES_FILE)
+    assert shipped["CeleryQueueBacklog"] == "1m" and shipped["CeleryPoolSaturated"] is None
+    assert keeps(write_rule_files(tmp_path, keep_firing_for="2s")[1]) == {
+        name: keep and "2s" for name, keep in shipped.items()}
+    assert keeps(write_rule_files(tmp_path, keep_firing_for=None)[1]) == shipped
+    with pytest.raises(KeyError, match="unknown alert CeleryPoolSaturated"):
+        write_rule_files(tmp_path, keep_firing_for={"CeleryPoolSaturated": "1s"})
+
+
+def test_actuator_rules_take_cooldowns(tmp_path):
+    path = write_actuator_rules(tmp_path, cooldowns={"track-backlog": "1s"})
+    rules = {rule.name: rule for rule in load_rules(path).rules}
+    shipped = {rule.name: rule for rule in load_rules(ACTUATOR_RULES_FILE).rules}
+    assert rules["track-backlog"].policy.cooldown_seconds == 1
+    assert list(rules) == list(shipped)
+    for name, rule in rules.items():
+        assert (rule.match, rule.on, [a.spec.name for a in rule.actions]) == (
+            shipped[name].match, shipped[name].on, [a.spec.name for a in shipped[name].actions]), name
+    with pytest.raises(KeyError, match="unknown actuator rule grow"):
+        write_actuator_rules(tmp_path, cooldowns={"grow": "1s"})
 
 
 def test_one_for_duration_applies_to_every_alert(tmp_path):

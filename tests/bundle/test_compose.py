@@ -11,15 +11,20 @@ import importlib.util
 import re
 import shutil
 import subprocess
+import stat
 import sys
-import tomllib
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 import pytest
 from celery.bin.celery import celery as celery_cli
 
-from demo.bundle_config import ALERTMANAGER_FILE, PROMETHEUS_FILE, ROOT, load_yaml
+from demo.bundle_config import ACTUATOR_RULES_FILE, ALERTMANAGER_FILE, PROMETHEUS_FILE, ROOT, load_yaml
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as a package (the test extra has it)
+    import tomli as tomllib
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -90,7 +95,17 @@ def test_built_services_run_entry_points_of_this_project():
 
 @pytest.mark.parametrize("service", BUILT)
 def test_every_flag_is_known_to_the_real_cli(service):
-    command = SERVICES[service]["command"]
+    assert_flags_known(service, SERVICES[service]["command"])
+
+
+@pytest.mark.parametrize("service", BUILT)
+def test_healthchecks_of_built_services_use_flags_the_cli_knows(service):
+    test = SERVICES[service]["healthcheck"]["test"]
+    if test[1:3] != ["python", "-c"]:
+        assert_flags_known(service, test[1:])
+
+
+def assert_flags_known(service: str, command: list[str]) -> None:
     if command[0] in CONSOLE_SCRIPTS:
         module = CONSOLE_SCRIPTS[command[0]].split(":")[0]
         if importlib.util.find_spec(module) is None:
@@ -186,3 +201,36 @@ def test_the_actuator_keeps_its_audit_log_on_a_volume():
     volumes = {PurePosixPath(target): source for target, source in mounts("actuator").items()}
     holder = next((volumes[folder] for folder in audit_db.parents if folder in volumes), None)
     assert holder in COMPOSE["volumes"], f"the actuator's --audit-db {audit_db} is not on a named volume"
+
+
+def test_every_service_has_a_healthcheck_on_its_own_port():
+    for name, service in SERVICES.items():
+        test = service.get("healthcheck", {}).get("test")
+        assert test and test[0] == "CMD", f"{name} has no healthcheck"
+        urls = [urlsplit(match) for token in test for match in re.findall(r"http://[^'\" ]+", token)]
+        for url in urls:
+            assert (url.hostname, url.port) == ("127.0.0.1", listen_port(name)), f"{name} checks {url.geturl()}"
+
+
+def test_services_wait_for_what_they_need_to_be_healthy():
+    for name, service in SERVICES.items():
+        for needed, condition in service.get("depends_on", {}).items():
+            assert condition == {"condition": "service_healthy"}, f"{name} -> {needed}"
+            assert "healthcheck" in SERVICES[needed], f"{name} waits for {needed}, which has no healthcheck"
+    assert set(SERVICES["worker"]["depends_on"]) == {"redis"}
+
+
+def test_the_worker_accepts_pool_restart_when_the_rules_send_it():
+    assert "pool_restart" in ACTUATOR_RULES_FILE.read_text()
+    assert SERVICES["worker"]["environment"]["DEMO_POOL_RESTARTS"] == "1"
+    assert SERVICES["worker"]["environment"]["CELERY_BROKER_URL"] == "redis://redis:6379/0"
+
+
+def test_alertmanager_runs_alone_without_gossip():
+    assert flag(SERVICES["alertmanager"]["command"], "--cluster.listen-address") == ""
+
+
+def test_the_token_is_readable_by_the_containers_users():
+    """Alertmanager runs as nobody (65534), the actuator as 10001: neither owns the bind mount."""
+    token = host_file("actuator", flag(SERVICES["actuator"]["command"], "--bearer-token-file"))
+    assert token.stat().st_mode & stat.S_IROTH, f"{token} is not readable by other users: chmod 0644 {token}"

@@ -100,6 +100,14 @@ def test_shows_what_the_issue_asks_for(dashboard):
                if p["type"] == "timeseries")
 
 
+def test_rates_use_the_rate_interval_never_the_bare_interval(dashboard):
+    """$__interval can be shorter than two scrapes: increase() over it sees one sample or none,
+    and an action (or a rate) between two such windows is never drawn. $__rate_interval is at
+    least four scrape intervals."""
+    for where, expr in expressions(dashboard):
+        assert "$__interval" not in expr, f"{where}: {expr}"
+
+
 def test_provisioning_points_grafana_at_prometheus_and_the_dashboards():
     (datasource,) = load_yaml(GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml")["datasources"]
     assert (datasource["type"], datasource["url"], datasource["isDefault"]) == (

@@ -6,11 +6,13 @@ notification exactly as the actuator will receive it. The story (default thresho
 
 - queue ``celery`` holds 750 messages (backlog) and is consumed by ``celery@worker1``;
 - queue ``orphan`` holds 12 messages and nobody consumes it;
-- ``celery@worker1`` runs 4 tasks on 4 processes (saturated) with 2 GiB peak RSS;
+- ``celery@worker1`` runs 4 tasks on 4 processes (saturated), and the peak RSS of its main
+  process grows by 128 MiB a second (leaking);
 - ``celery@worker2`` is down;
 - ``celery@worker3`` was grown from 2 to 6 processes, is idle and its queue ``reports`` is empty;
 - task ``demo.fail`` fails 3 runs in 4;
-- the exporter is connected to the broker but heard no event for 10 minutes.
+- the exporter is connected to the broker but heard no event for 10 minutes, and sees one live
+  worker without task events.
 
 A second, unreachable exporter target makes CeleryExporterDown fire.
 """
@@ -20,6 +22,7 @@ import time
 from typing import Callable
 
 GIB = 1024 ** 3
+MIB = 1024 ** 2
 
 _GAUGES: dict[str, list[tuple[dict[str, str], float]]] = {
     "celery_worker_up": [({"hostname": "celery@worker1"}, 1), ({"hostname": "celery@worker2"}, 0),
@@ -28,13 +31,14 @@ _GAUGES: dict[str, list[tuple[dict[str, str], float]]] = {
     "celery_worker_pool_processes": [({"hostname": "celery@worker1"}, 4), ({"hostname": "celery@worker3"}, 6)],
     "celery_worker_pool_max_concurrency": [({"hostname": "celery@worker1"}, 4),
                                            ({"hostname": "celery@worker3"}, 2)],
-    "celery_worker_max_rss_bytes": [({"hostname": "celery@worker1"}, 2 * GIB),
-                                    ({"hostname": "celery@worker3"}, GIB / 4)],
     "celery_worker_consumer": [({"hostname": "celery@worker1", "queue_name": "celery"}, 1),
                                ({"hostname": "celery@worker3", "queue_name": "reports"}, 1)],
     "celery_active_consumer_count": [({"queue_name": "celery"}, 1), ({"queue_name": "orphan"}, 0),
                                      ({"queue_name": "reports"}, 1)],
+    "celery_active_worker_count": [({"queue_name": "celery"}, 1), ({"queue_name": "orphan"}, 0),
+                                   ({"queue_name": "reports"}, 1)],
     "celery_exporter_broker_connected": [({}, 1)],
+    "celery_exporter_workers_without_events": [({}, 1)],
 }
 
 _TASK = {"name": "demo.fail", "hostname": "celery@worker1", "queue_name": "celery"}
@@ -65,6 +69,10 @@ class EveryAlertFiring:
             _line("celery_queue_length", {"queue_name": "celery"}, float(self.backlog)),
             _line("celery_queue_length", {"queue_name": "orphan"}, 12.0),
             _line("celery_queue_length", {"queue_name": "reports"}, 0.0),
+        ]))
+        lines.append("# TYPE celery_worker_max_rss_bytes gauge\n" + "\n".join([
+            _line("celery_worker_max_rss_bytes", {"hostname": "celery@worker1"}, 100 * MIB + 128 * MIB * elapsed),
+            _line("celery_worker_max_rss_bytes", {"hostname": "celery@worker3"}, GIB / 4),
         ]))
         lines.append("# TYPE celery_task_failed_total counter\n"
                      + _line("celery_task_failed_total", {**_TASK, "exception": "DemoError"}, 30 * elapsed))
