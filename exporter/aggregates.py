@@ -219,7 +219,16 @@ class Aggregates:
     def _sent(self, event: TaskSent, hostname: str) -> None:
         name = event.name
         queue = event.queue or event.routing_key or UNKNOWN
-        self._track(event.uuid, (name, queue, wait_base(event.timestamp, event.eta), None))
+        entry = self.in_flight.get(event.uuid)
+        if entry is not None and not event.retries:
+            # The client publishes task-sent after the task itself, so a busy worker's received
+            # (even started) can come first. That attempt's events are already counted under the
+            # queue the entry holds: keep it, so one task's counts never split across two queue
+            # labels; only the wait now starts at the publication.
+            if entry[3] is None:
+                self._track(event.uuid, (entry[0], entry[1], wait_base(event.timestamp, event.eta), None))
+        else:
+            self._track(event.uuid, (name, queue, wait_base(event.timestamp, event.eta), None))
         self._count(hostname, name, queue, SENT)
 
     def _received(self, event: TaskReceived, hostname: str) -> None:

@@ -113,7 +113,8 @@ OPTIONS: tuple[Option, ...] = (
            "by `;` for failover); `celery exporter` takes the app's broker when not given."),
     Option("host", str, "0.0.0.0", "Address the HTTP server listens on."),
     Option("port", _port, "9808", "Port the HTTP server listens on."),
-    Option("queues", _names, "celery", "Queues always measured (comma-separated), besides those workers consume."),
+    Option("queues", _names, "celery", "Queues always measured (comma-separated), besides those workers consume "
+           "(a queue seen consumed stays measured until nobody consumed it for --purge-after)."),
     Option("events_exchange", str, "celeryev", "Exchange Celery sends events to (`event_exchange`)."),
     Option("control_exchange", str, "celery", "Exchange of Celery's remote control (`control_exchange`), "
            "used to inspect workers."),

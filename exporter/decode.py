@@ -59,6 +59,7 @@ class TaskSent(TaskEvent, tag="task-sent"):
     queue: Union[str, None] = None
     routing_key: Union[str, None] = None
     eta: Union[str, None] = None
+    retries: Union[int, None] = None
 
 
 class TaskReceived(TaskEvent, tag="task-received"):

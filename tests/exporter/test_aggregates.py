@@ -64,6 +64,32 @@ def lifecycle(uuid: str, name: str = "t.a") -> list[dict]:
             {"type": "task-succeeded", "hostname": "w@h", "uuid": uuid, "runtime": 0.5, "timestamp": 102.5}]
 
 
+def test_a_task_sent_event_that_arrives_late_does_not_split_the_tasks_counts_across_queues():
+    """A client publishes task-sent after the task: a busy worker's received and started can win."""
+    aggregates, processor = make()
+    task_sent, received, started, succeeded = lifecycle("late")
+    for event in (received, started, task_sent, succeeded):
+        processor.feed(envelope(event))
+    worker_series = {key: c for key, c in counts(aggregates).items() if key[0] == "w@h"}
+    # received, started and succeeded all under the queue the first of them was counted under.
+    assert worker_series == {("w@h", "t.a", "unknown"): [0, 1, 1, 1, 0, 0, 0]}
+    assert len(aggregates.in_flight) == 0
+
+
+def test_the_task_sent_of_a_retry_starts_a_new_attempt():
+    aggregates, processor = make()
+    task_sent, received, started, _ = lifecycle("again")
+    retried = {"type": "task-retried", "hostname": "w@h", "uuid": "again", "timestamp": 103.0}
+    resent = sent("again", ts=104.0, retries=1)
+    received_again = {**received, "timestamp": 110.0}
+    started_again = {**started, "timestamp": 111.0}
+    for event in (task_sent, received, started, retried, resent, received_again, started_again):
+        processor.feed(envelope(event))
+    series = aggregates.series[("w@h", "t.a", "q")]
+    # The second attempt waited from its own task-sent (104 -> 111: 7 s), not from the first.
+    assert series.wait_sum == pytest.approx((102.0 - 100.0) + (111.0 - 104.0))
+
+
 def test_memory_does_not_grow_with_task_ids():
     aggregates, processor = make()
     for i in range(20_000):
