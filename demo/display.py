@@ -108,13 +108,14 @@ class LiveDisplay:
         status.add_row("queue depth", f"{queue if queue is not None else '?':>5} [cyan]{bar}[/]")
         pool = seen.pool_size
         status.add_row("pool size", f"{pool if pool is not None else '?':>5} [green]{'■' * (pool or 0)}[/]")
-        status.add_row("firing alerts", f"[red]{', '.join(seen.firing)}[/]" if seen.firing else "none")
+        status.add_row("firing alerts", Text(", ".join(seen.firing), style="red") if seen.firing else "none")
         story = Table(title="milestones", title_justify="left", show_header=False, box=None)
         for milestone in self.milestones:
             story.add_row(f"[bold green]✓[/] {milestone}")
         actions = Table(title="actuator actions", title_justify="left", show_header=False, box=None)
         for line in self.actions[-_SHOWN_ACTIONS:]:
-            actions.add_row(line)
+            # Text, not markup: "[celery@host: ok]" would otherwise be read as a style tag and vanish.
+            actions.add_row(Text(line))
         return Group(status, Text(""), story, Text(""), actions)
 
     def close(self) -> None:
