@@ -88,7 +88,7 @@ class LiveDisplay:
         self.live.start()
 
     def message(self, text: str) -> None:
-        self.live.console.print(text)
+        self.live.console.print(text, markup=False)
 
     def update(self, seen: Observation, progress: Progress, new_actions: Sequence[dict[str, Any]],
                milestones: Sequence[str]) -> None:
