@@ -1,8 +1,8 @@
 """People log in to the console at the REAL test OpenID provider (oidc-provider on Node): the
 actuator runs as ``autopilot-actuator serve`` with its --oidc-* flags, a headless browser stand-in
 walks the provider's login form. Flower's CVE-2022-30034 bypasses (the provider's hostile users)
-are refused, as are unverified addresses, a tampered or replayed state, and nothing secret ever
-reaches the actuator's log."""
+are refused, as are unverified addresses, a tampered or replayed state, an ID token for another
+nonce, and nothing secret ever reaches the actuator's log."""
 from __future__ import annotations
 
 import re
@@ -113,6 +113,24 @@ def test_the_state_must_be_this_browsers_and_is_used_once(oidc_provider, actuato
     # The tampered attempt used up the login in progress: even the genuine callback is refused now.
     assert browser.session.get(callback, params=params, timeout=10).status_code == 400
     assert browser.session.get(f"{actuator.url}/console/state", timeout=5).status_code == 401
+
+
+def test_an_id_token_for_another_nonce_is_refused(oidc_provider, actuator):
+    """An attacker who swaps the nonce in the authorization request (state and PKCE untouched)
+    gets a code whose ID token carries the wrong nonce: the login fails on it alone."""
+    browser = HeadlessLogin(oidc_provider)
+    start = browser.session.get(f"{actuator.url}/login/oidc", allow_redirects=False, timeout=5)
+    url = urllib.parse.urlsplit(start.headers["Location"])
+    query = dict(urllib.parse.parse_qsl(url.query))
+    swapped = url._replace(query=urllib.parse.urlencode({**query, "nonce": "attacker-chosen-nonce-0123456789"}))
+    callback = f"{actuator.url}/login/oidc/callback"
+    redirect = browser.log_in(urllib.parse.urlunsplit(swapped), oidc_provider.user("alice"), stop_at=callback)
+    params = callback_params(redirect)
+    assert params["state"] == query["state"], "the state is this browser's own: only the nonce differs"
+    refused = browser.session.get(callback, params=params, timeout=10)
+    assert refused.status_code == 403 and "Company SSO did not confirm who you are." in refused.text
+    assert browser.session.get(f"{actuator.url}/console/state", timeout=5).status_code == 401
+    assert "the ID token's nonce is not this login's" in actuator.log_text()
 
 
 def test_the_provider_is_asked_for_pkce_state_and_nonce(oidc_provider, actuator):
