@@ -52,7 +52,7 @@ def fail() -> None:
 @app.task(name="demo.reject", acks_late=True)
 def reject() -> None:
     """Rejects its message without requeueing it (acks_late, so there is a message to reject):
-    one task-rejected event."""
+    one task-rejected event (Celery 5.7 sends a task-failed before it)."""
     raise Reject("demo rejection", requeue=False)
 
 

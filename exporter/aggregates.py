@@ -56,6 +56,9 @@ def task_labels(hostname: str, name: str, queue: str) -> str:
             f'queue_name="{escape_label_value(queue)}"')
 
 
+_REJECT_REPR = "reject requeue="
+
+
 def exception_label(exception: object) -> str:
     """The class name from an exception repr: ``KeyError('x')`` -> ``KeyError``.
 
@@ -63,6 +66,10 @@ def exception_label(exception: object) -> str:
     """
     if type(exception) is not str or not exception:
         return UNKNOWN
+    if exception.startswith(_REJECT_REPR):
+        # Celery (5.7 here) sends task-failed for Reject(requeue=False), whose repr is
+        # ``reject requeue=False: <reason>``: the reason must not become the label.
+        return "Reject"
     head = exception.split("(", 1)[0].split("\n", 1)[0].strip()
     return head[:_EXCEPTION_LABEL_MAX] or UNKNOWN
 

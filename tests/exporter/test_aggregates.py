@@ -221,6 +221,7 @@ def test_task_seen_without_task_sent_takes_the_workers_single_queue():
     ("ValueError('boom')", "ValueError"),
     ("Retry(Retry(...), KeyError('again'), 0)", "Retry"),
     ("NoParens", "NoParens"),
+    ("reject requeue=False: order 1234 is gone", "Reject"),   # celery.exceptions.Reject's repr
     ("", "unknown"),
     (None, "unknown"),
     ("X" * 500 + "(", "X" * 120),

@@ -5,6 +5,8 @@ that the counts it asserts are its own.
 """
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 from collections import Counter
@@ -15,7 +17,10 @@ from celery import Celery
 
 from tests.exporter.captures import envelope
 from tests.exporter.promtool import promtool_findings
+from tests.exporter.test_readme_metrics import empty_render, rendered_families
+from tests.support import inspection
 from tests.support.exporter import start_exporter
+from tests.support.polling import wait_for
 
 HEARTBEAT_TIMEOUT = 3.0
 AUTO_HEARTBEAT_TIMEOUT = 6.0
@@ -46,7 +51,7 @@ def mix_worker(module_worker_factory, exporter):
 def test_known_mix_counts_every_state(exporter, app, mix_worker):
     # A task-received may overtake its task-sent; the queue then comes from inspection.
     exporter.wait_metric("celery_worker_consumer", 1, hostname=mix_worker.name, queue_name="mix")
-    n_add, n_mul, m_fail, k_retries = 5, 3, 2, 2
+    n_add, n_mul, m_fail, k_retries, r_reject = 5, 3, 2, 2, 3
     for i in range(n_add):
         app.send_task("demo.add", args=(i, i), queue="mix")
     for i in range(n_mul):
@@ -54,6 +59,8 @@ def test_known_mix_counts_every_state(exporter, app, mix_worker):
     for _ in range(m_fail):
         app.send_task("demo.fail", queue="mix")
     app.send_task("demo.retry", args=(k_retries,), queue="mix")
+    for _ in range(r_reject):
+        app.send_task("demo.reject", queue="mix")
     revoked_id = str(uuid.uuid4())
     replies = app.control.revoke(revoked_id, destination=[mix_worker.name], reply=True, timeout=5)
     assert replies, "the worker did not acknowledge the revoke"
@@ -65,14 +72,16 @@ def test_known_mix_counts_every_state(exporter, app, mix_worker):
     exporter.wait_metric("celery_task_retried_total", k_retries, name="demo.retry", **worker)
     exporter.wait_metric("celery_task_revoked_total", 1, name="demo.sleep", **worker)
     exporter.wait_metric("celery_task_failed_total", m_fail, name="demo.fail", exception="DemoError", **worker)
+    exporter.wait_metric("celery_task_rejected_total", r_reject, name="demo.reject", **worker)
     exporter.wait_metric("celery_task_succeeded_total", n_mul, name="demo.mul", **worker)
     exporter.wait_metric("celery_task_sent_total", 1 + k_retries, name="demo.retry", hostname="generic",
                          queue_name="mix")
     metrics = exporter.wait_metric("celery_task_succeeded_total", n_add, name="demo.add", **worker)
-    executions = {"demo.add": n_add, "demo.mul": n_mul, "demo.fail": m_fail, "demo.retry": 1 + k_retries}
+    executions = {"demo.add": n_add, "demo.mul": n_mul, "demo.fail": m_fail, "demo.retry": 1 + k_retries,
+                  "demo.reject": r_reject}
     # Producers, and the worker that publishes each retry again, share the generic hostname.
     for name, sent in [("demo.add", n_add), ("demo.mul", n_mul), ("demo.fail", m_fail),
-                       ("demo.retry", 1 + k_retries), ("demo.sleep", 1)]:
+                       ("demo.retry", 1 + k_retries), ("demo.sleep", 1), ("demo.reject", r_reject)]:
         assert metrics.value("celery_task_sent_total", name=name, hostname="generic", queue_name="mix") == sent
     for name, runs in executions.items():
         assert metrics.value("celery_task_received_total", name=name, **worker) == runs
@@ -82,8 +91,14 @@ def test_known_mix_counts_every_state(exporter, app, mix_worker):
     assert metrics.value("celery_task_succeeded_total", name="demo.fail", **worker) == 0
     assert metrics.value("celery_task_retried_total", name="demo.retry", **worker) == k_retries
     assert metrics.value("celery_task_revoked_total", name="demo.sleep", **worker) == 1
+    # Celery (5.7) sends task-failed, then task-rejected, for a Reject(requeue=False): both count.
+    assert metrics.value("celery_task_rejected_total", name="demo.reject", **worker) == r_reject
+    assert metrics.total("celery_task_rejected_total") == r_reject
+    assert metrics.value("celery_task_failed_total", name="demo.reject", exception="Reject", **worker) == r_reject
+    assert metrics.value("celery_task_succeeded_total", name="demo.reject", **worker) == 0
     assert metrics.value("celery_task_received_total", name="demo.sleep", **worker) == 0
-    finished = {"demo.add": n_add, "demo.mul": n_mul, "demo.fail": m_fail, "demo.retry": 1}
+    finished = {"demo.add": n_add, "demo.mul": n_mul, "demo.fail": m_fail, "demo.retry": 1,
+                "demo.reject": r_reject}
     for name, count in finished.items():
         assert metrics.value("celery_task_runtime_count", name=name, **worker) == count
     # Nothing lost its queue: every task series is labelled with the queue the task went to.
@@ -136,14 +151,47 @@ def test_priority_backlog_is_counted_in_full_and_consumers_match_workers(exporte
     second.kill()
 
 
+def assert_stats_gauges_match_inspect_stats(exporter, control: Celery, worker: str) -> dict:
+    """The exporter's inspect-stats gauges equal what the worker itself reports; returns its stats.
+
+    Peak RSS may still grow between the exporter's round and ours: wait until both agree."""
+    seen: dict = {}
+
+    def agree() -> bool:
+        reported = seen["stats"] = inspection.stats(control, worker)
+        metrics = seen["metrics"] = exporter.metrics()
+        return (metrics.value("celery_worker_pool_max_concurrency", hostname=worker)
+                == reported["pool"]["max-concurrency"]
+                and metrics.value("celery_worker_prefetch_count", hostname=worker) == reported["prefetch_count"]
+                and metrics.value("celery_worker_max_rss_bytes", hostname=worker)
+                == reported["rusage"]["maxrss"] * 1024)
+    try:
+        wait_for(agree, timeout=15, interval=0.2, what=f"inspect-stats gauges of {worker}")
+    except AssertionError as exc:
+        gauges = {name: seen["metrics"].value(name, hostname=worker) for name in (
+            "celery_worker_pool_max_concurrency", "celery_worker_prefetch_count", "celery_worker_max_rss_bytes")}
+        raise AssertionError(f"{exc}; exporter: {gauges}; worker: pool {seen['stats']['pool']}, "
+                             f"prefetch {seen['stats']['prefetch_count']}, rusage {seen['stats']['rusage']}") from None
+    assert seen["metrics"].value("celery_worker_max_rss_bytes", hostname=worker) > 10 * 2**20
+    return seen["stats"]
+
+
 def test_pool_processes_follow_pool_grow(exporter, module_worker_factory):
     worker = module_worker_factory("grow@autopilot-test", queues=["grow"], concurrency=1)
     exporter.wait_metric("celery_worker_pool_processes", 1, hostname=worker.name)
     control = worker.control_app()
-    assert control.control.pool_grow(1, destination=[worker.name], reply=True, timeout=5)
-    control.close()
-    metrics = exporter.wait_metric("celery_worker_pool_processes", 2, hostname=worker.name)
-    assert metrics.value("celery_active_process_count", queue_name="grow") == 2
+    try:
+        # Celery's default prefetch multiplier (4) x concurrency (1).
+        before = assert_stats_gauges_match_inspect_stats(exporter, control, worker.name)
+        assert (before["pool"]["max-concurrency"], before["prefetch_count"]) == (1, 4)
+        assert control.control.pool_grow(1, destination=[worker.name], reply=True, timeout=5)
+        metrics = exporter.wait_metric("celery_worker_pool_processes", 2, hostname=worker.name)
+        assert metrics.value("celery_active_process_count", queue_name="grow") == 2
+        # pool_grow raises the prefetch count by the multiplier per process added.
+        exporter.wait_metric("celery_worker_prefetch_count", 8, hostname=worker.name)
+        assert_stats_gauges_match_inspect_stats(exporter, control, worker.name)
+    finally:
+        control.close()
 
 
 def test_sigkilled_worker_goes_down_within_the_heartbeat_timeout_and_keeps_its_series(
@@ -227,7 +275,10 @@ def sent_event(uuid: str, name: str) -> bytes:
 
 def test_promtool_finds_nothing_in_a_real_scrape(exporter, mix_worker):
     exporter.wait_metric("celery_worker_up", 1, hostname=mix_worker.name)
-    assert promtool_findings(exporter.metrics().text) == []
+    text = exporter.metrics().text
+    assert promtool_findings(text) == []
+    # The families test_readme_metrics holds the README to are those of a real scrape.
+    assert rendered_families(text) == rendered_families(empty_render())
 
 
 def test_autoscaler_bounds_are_reported(exporter, module_worker_factory):
@@ -236,3 +287,98 @@ def test_autoscaler_bounds_are_reported(exporter, module_worker_factory):
     metrics = exporter.wait_metric("celery_worker_pool_autoscaler_max", 3, hostname=worker.name)
     assert metrics.value("celery_worker_pool_autoscaler_min", hostname=worker.name) == 1
     worker.kill()
+
+
+def test_custom_buckets_task_filters_and_series_cap_in_a_real_scrape(module_broker_url, app, mix_worker):
+    """Bucket, allow/deny and cap flags on a running exporter, with real tasks. Every task makes
+    two series (the producer's task-sent under `generic`, the worker's events), so a cap of 4
+    holds demo.add and demo.sleep; demo.fail's 4 events each (sent, received, started, failed)
+    are then dropped."""
+    filtered = start_exporter(module_broker_url, "--runtime-buckets", "0.3,3", "--queue-wait-buckets", "20,45",
+                              "--task-allow", "demo.*", "--task-deny", "demo.mul,demo.re*",
+                              "--max-series", "4")
+    try:
+        filtered.wait_metric("celery_worker_up", 1, hostname=mix_worker.name)
+        for i in range(3):
+            app.send_task("demo.add", args=(i, i), queue="mix")
+        for _ in range(2):
+            app.send_task("demo.sleep", args=(0.4,), queue="mix")
+        for i in range(2):
+            app.send_task("demo.mul", args=(i, 2), queue="mix")      # denied
+        app.send_task("tasks.sleep", args=(0,), queue="mix")          # not allowed
+        # Every event is applied (and counted by type) whether or not a series takes it.
+        filtered.wait_metric("celery_exporter_events_received_total", 8, type="task-succeeded")
+        metrics = filtered.wait_metric("celery_exporter_task_series", 4)
+        assert metrics.value("celery_exporter_task_series_dropped_total") == 0
+        m_fail = 2
+        for _ in range(m_fail):
+            app.send_task("demo.fail", queue="mix")
+        filtered.wait_metric("celery_exporter_events_received_total", m_fail, type="task-failed")
+        metrics = filtered.wait_metric("celery_exporter_task_series_dropped_total", 4 * m_fail)
+        assert metrics.value("celery_exporter_task_series") == 4
+        task_families = ("celery_task_sent_total", "celery_task_received_total", "celery_task_started_total",
+                         "celery_task_succeeded_total", "celery_task_failed_total", "celery_task_runtime_count",
+                         "celery_task_queue_wait_time_count")
+        names = {labels["name"] for family in task_families for labels, _ in metrics.matching(family)}
+        assert names == {"demo.add", "demo.sleep"}
+        worker = {"hostname": mix_worker.name, "queue_name": "mix"}
+        assert metrics.value("celery_task_sent_total", name="demo.add", hostname="generic", queue_name="mix") == 3
+        assert metrics.value("celery_task_succeeded_total", name="demo.add", **worker) == 3
+        assert metrics.value("celery_task_succeeded_total", name="demo.sleep", **worker) == 2
+
+        def buckets(family: str, name: str) -> dict[str, float]:
+            return {labels["le"]: value for labels, value in metrics.matching(f"{family}_bucket", name=name, **worker)}
+        # Only the bounds given, and +Inf: demo.add runs in milliseconds, demo.sleep for 0.4 s.
+        assert buckets("celery_task_runtime", "demo.add") == {"0.3": 3, "3.0": 3, "+Inf": 3}
+        assert buckets("celery_task_runtime", "demo.sleep") == {"0.3": 0, "3.0": 2, "+Inf": 2}
+        assert buckets("celery_task_queue_wait_time", "demo.add") == {"20.0": 3, "45.0": 3, "+Inf": 3}
+        assert buckets("celery_task_queue_wait_time", "demo.sleep") == {"20.0": 2, "45.0": 2, "+Inf": 2}
+        bounds = {labels["le"] for labels, _ in metrics.matching("celery_task_runtime_bucket")}
+        assert bounds == {"0.3", "3.0", "+Inf"}
+        bounds = {labels["le"] for labels, _ in metrics.matching("celery_task_queue_wait_time_bucket")}
+        assert bounds == {"20.0", "45.0", "+Inf"}
+    finally:
+        filtered.stop()
+
+
+STALL_INSPECT_TIMEOUT = 2.0
+
+
+def test_scrapes_answer_at_once_while_an_inspection_waits_on_a_stopped_worker(module_broker_url, mix_worker):
+    """A SIGSTOPped worker cannot answer: the inspection round waits out its timeout twice (stats,
+    then active_queues) while every scrape answers from memory."""
+    slow = start_exporter(module_broker_url, "--inspect-timeout", str(STALL_INSPECT_TIMEOUT),
+                          "--inspect-interval", "0.2", "--discovery-interval", "600")
+    stalled_round = 2 * STALL_INSPECT_TIMEOUT * 0.9
+    try:
+        # Past the first round (a discovery round, which waits the whole timeout): the worker is
+        # known, and rounds that expect its one reply return as soon as it answers.
+        slow.wait_metric("celery_worker_pool_processes", 2, hostname=mix_worker.name, timeout=20)
+        wait_for(lambda: slow.metrics().value("celery_exporter_source_duration_seconds", source="inspection") < 0.5,
+                 timeout=10, interval=0.1, what="a quick inspection round")
+        os.killpg(mix_worker.proc.pid, signal.SIGSTOP)
+        scrapes: list[tuple[float, float, float]] = []   # (start, end, inspection duration shown)
+        deadline = time.monotonic() + 4 * STALL_INSPECT_TIMEOUT + 5
+        while True:
+            start = time.monotonic()
+            metrics = slow.metrics()
+            end = time.monotonic()
+            duration = metrics.value("celery_exporter_source_duration_seconds", source="inspection")
+            scrapes.append((start, end, duration))
+            # The stopped worker's last known stats are still served.
+            assert metrics.value("celery_worker_pool_processes", hostname=mix_worker.name) == 2
+            if duration >= stalled_round:
+                break
+            assert end < deadline, f"no inspection round waited out its timeout: {scrapes[-5:]}"
+            time.sleep(0.05)  # pacing between scrapes, not synchronisation
+    finally:
+        os.killpg(mix_worker.proc.pid, signal.SIGCONT)
+        slow.stop()
+    flip_start, flip_end, stalled = scrapes[-1]
+    # The stalled round was recorded after the previous scrape began and before this one ended, so
+    # it was in flight throughout [flip_end - stalled, previous scrape's start].
+    previous_start = scrapes[-2][0]
+    during = [s for s in scrapes[:-1] if s[0] >= flip_end - stalled and s[1] <= previous_start]
+    assert len(during) >= 10, f"only {len(during)} scrapes fell inside the {stalled:.2f}s round"
+    slowest = max(end - start for start, end, _ in scrapes)
+    assert slowest < 0.5, f"a scrape took {slowest:.2f}s while the inspection waited"

@@ -41,3 +41,8 @@ def task_info(app: Celery, worker: str, task: str) -> str:
     """``registered`` line of one task with its limits, e.g. ``demo.sleep [rate_limit=200/m ...]``."""
     lines = _ask(app, worker, "registered", "rate_limit", "time_limit", "soft_time_limit")
     return next(line for line in lines if line.split(" ")[0] == task)
+
+
+def stats(app: Celery, worker: str) -> dict:
+    """The worker's whole ``inspect stats`` reply."""
+    return _ask(app, worker, "stats")
