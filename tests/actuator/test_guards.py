@@ -72,6 +72,16 @@ RULES = """
             min_pool: 2
             max_pool: 8
             direction: up
+      # The same script tracking both ways: an empty queue brings the pool back to min_pool.
+      - name: track-both-ways
+        match: {alertname: TrackedBacklog}
+        actions:
+          - command: pool_target
+            workers: {consuming: "{{ labels.queue_name }}"}
+            size: "{{ (value / 100) | round(0, 'ceil') | int }}"
+            min_pool: 2
+            max_pool: 8
+            direction: both
       # Resolved notifications carry the last firing annotations (a value above the threshold),
       # so settling back is a rule of its own with a literal size.
       - name: settle-after-backlog
@@ -129,10 +139,11 @@ def limit(alertname: str, task: str, rate: str, starts_at: str) -> dict:
                               annotations={"rate": rate}, starts_at=starts_at))
 
 
-def backlog(queue: str, length: int, starts_at: str, status: str = "firing") -> dict:
+def backlog(queue: str, length: int, starts_at: str, status: str = "firing",
+            alertname: str = "CeleryQueueBacklog") -> dict:
     """A CeleryQueueBacklog notification; a resolved one carries the last firing value, as
     Prometheus sends it."""
-    return notification(alert({"alertname": "CeleryQueueBacklog", "queue_name": queue},
+    return notification(alert({"alertname": alertname, "queue_name": queue},
                               annotations={"value": str(length)}, starts_at=starts_at, status=status))
 
 
@@ -177,6 +188,13 @@ def suppressed(actuator, rule: str, reason: str) -> float | None:
     return metric(actuator, "celery_actuator_suppressions_total", rule=rule, reason=reason)
 
 
+def latency(actuator, command: str) -> tuple[float, float]:
+    """(_count, _sum) of the action-latency histogram of ``command`` (it has no rule label)."""
+    scrape = Metrics(requests.get(f"{actuator.url}/metrics", timeout=5).text)
+    name = "celery_actuator_action_duration_seconds"
+    return scrape.value(f"{name}_count", command=command) or 0.0, scrape.value(f"{name}_sum", command=command) or 0.0
+
+
 def test_every_decision_a_rule_can_make_is_a_series_from_the_start(actuator):
     """increase() needs a series before its first sample: the dashboard's action annotations
     would miss the first action of every rule otherwise."""
@@ -198,6 +216,7 @@ def test_every_decision_a_rule_can_make_is_a_series_from_the_start(actuator):
 
 def test_a_thousand_identical_notifications_act_once(actuator, inspector):
     before = pool_size(inspector, GROW)
+    count_before, sum_before = latency(actuator, "pool_grow")
     body = grow("grow-q", 2, new_start())
 
     async def send_all() -> list[int]:
@@ -221,6 +240,12 @@ def test_a_thousand_identical_notifications_act_once(actuator, inspector):
     assert {(r["outcome"], r["reason"].split(":")[0]) for r in duplicates} == {("suppressed", "duplicate")}
     assert len(decisions(actuator, reason="duplicate", rule="grow", limit="1000")) == 999
     assert suppressed(actuator, "grow", "duplicate") == 999
+    # The latency histogram has one sample, the sent action's (duplicates are held before acting),
+    # and it is the duration the audit log recorded.
+    count_after, sum_after = latency(actuator, "pool_grow")
+    assert count_after - count_before == 1
+    assert sum_after - sum_before == pytest.approx(sent[0]["duration_seconds"], abs=1e-6)
+    assert sent[0]["duration_seconds"] > 0
     print(f"1000 concurrent identical notifications answered in {elapsed:.2f}s")
 
 
@@ -322,6 +347,22 @@ def test_target_tracking_follows_the_value_of_each_send(actuator, inspector):
     assert (resent["outcome"], resent["guards"]) == ("suppressed", ["duplicate"])
 
 
+def test_target_tracking_both_ways_brings_an_empty_queues_pool_to_min_pool(actuator, inspector):
+    """The issue's "length 0 -> pool set to 2" by the tracking rule itself (no settle rule): the
+    same alert re-sent with an empty queue shrinks the pool it grew."""
+    assert pool_size(inspector, TARGET) == 2
+    starts_at = new_start()
+    up = only_action(post(actuator, backlog("target-q", 400, starts_at, alertname="TrackedBacklog")))
+    assert (up["rule"], up["workers"][0]["command"], up["workers"][0]["arguments"]) == \
+        ("track-both-ways", "pool_grow", {"n": 2})
+    grows_to(inspector, TARGET, 4)
+    empty = only_action(post(actuator, backlog("target-q", 0, starts_at, alertname="TrackedBacklog")))
+    assert (empty["outcome"], empty["arguments"]) == ("sent", {"size": 0})
+    assert (empty["workers"][0]["command"], empty["workers"][0]["arguments"]) == ("pool_shrink", {"n": 2})
+    assert empty["workers"][0]["note"] == "target 2 (size 0 within min_pool 2, max_pool 8); pool had 4 processes"
+    settles_at(inspector, TARGET, 2)
+
+
 def test_target_tracking_on_an_autoscaling_worker_sets_its_ceiling(actuator, inspector):
     action = only_action(post(actuator, backlog("auto-q", 600, new_start())))
     assert action["outcome"] == "sent"
@@ -364,13 +405,17 @@ def test_a_notification_that_found_no_target_keeps_no_claim(actuator):
 
 def test_dry_run_and_pause_send_nothing_and_say_so(actuator, inspector):
     before = pool_size(inspector, GROW)
-    rehearsal = only_action(post(actuator, grow("grow-q", 0, new_start(), "Rehearse")))
+    answer = post(actuator, grow("grow-q", 0, new_start(), "Rehearse"))
+    rehearsal = only_action(answer)
     assert (rehearsal["outcome"], rehearsal["reason"]) == \
         ("dry_run", "dry run (rule 'rehearse' has dry_run: true): nothing sent")
     # What would have been sent, after the bounds.
     (would,) = rehearsal["workers"]
     assert (would["outcome"], would["command"], would["arguments"]) == ("dry_run", "pool_grow", {"n": 9 - before})
     assert would["note"] == f"target 9 (size 50 within min_pool 1, max_pool 9); pool had {before} processes"
+    (stored,) = decisions(actuator, notification=str(answer.json()["notification_id"]))
+    assert (stored["rule"], stored["outcome"], stored["reason"]) == ("rehearse", "dry_run", rehearsal["reason"])
+    assert stored["workers"] == [would]
 
     assert requests.post(f"{actuator.url}/pause", timeout=5).status_code == 401
     paused = requests.post(f"{actuator.url}/pause", json={"reason": "deploy in progress"}, auth=AUTH, timeout=5)
@@ -381,8 +426,12 @@ def test_dry_run_and_pause_send_nothing_and_say_so(actuator, inspector):
         page = requests.get(f"{actuator.url}/", auth=AUTH, timeout=5).text
         assert "PAUSED" in page and "deploy in progress" in page
         body = grow("grow-q", 1, new_start())
-        held = only_action(post(actuator, body))
+        answer = post(actuator, body)
+        held = only_action(answer)
         assert (held["outcome"], held["guards"], held["workers"]) == ("suppressed", ["paused"], [])
+        (stored,) = decisions(actuator, notification=str(answer.json()["notification_id"]))
+        assert (stored["rule"], stored["outcome"], stored["guards"], stored["reason"]) == \
+            ("grow", "suppressed", ["paused"], held["reason"])
         assert suppressed(actuator, "grow", "paused") == 1
         assert held["reason"].startswith("actuator paused by basic:admin at ") and "deploy in progress" in held["reason"]
         manual = requests.post(f"{actuator.url}/api/worker/pool/grow/{GROW}?n=1", auth=AUTH, timeout=5)
@@ -524,6 +573,20 @@ async def test_a_worker_that_does_not_answer_the_command_is_recorded_as_no_reply
     scrape = Metrics(await (await client.get("/metrics")).text())
     assert scrape.value("celery_actuator_worker_replies_total", command="rate_limit", outcome="no_reply") == 1
     assert scrape.value("celery_actuator_actions_total", rule="throttle", command="rate_limit", outcome="failed") == 1
+    stored = await (await client.get("/actions", params={"worker": RATES}, headers=AUTH_HEADERS)).json()
+    assert [(r["rule"], r["outcome"], r["workers"]) for r in stored["actions"]] == \
+        [("throttle", "failed", action["workers"])]
+    # The same through the Flower API: a worker that answered inspection but not the command is a
+    # 502 (a retry may reach it), not a 403 (the worker said no).
+    manual = await client.post("/api/task/rate-limit/demo.add", data={"ratelimit": "5/m", "workername": RATES},
+                               headers=AUTH_HEADERS)
+    assert manual.status == 502
+    body = await manual.json()
+    assert body["error"].startswith("Failed to set rate limit on demo.add: ")
+    assert (body["outcome"], body["workers"]) == ("failed", action["workers"])
+    stored = await (await client.get("/actions", params={"source": "api"}, headers=AUTH_HEADERS)).json()
+    assert [(r["command"], r["outcome"], r["workers"]) for r in stored["actions"]] == \
+        [("rate_limit", "failed", action["workers"])]
 
 
 async def test_a_retry_resumes_at_the_action_the_outage_stopped(actuator_client, module_broker_url, workers,

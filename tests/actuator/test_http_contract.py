@@ -203,6 +203,13 @@ async def test_status_page_escapes_user_data(actuator_client, module_broker_url)
     assert hostile not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
+async def stored(client, notification_id: int) -> list[tuple]:
+    """(rule, outcome, reason, workers) of a notification's decisions, as ``GET /actions`` reads
+    them back from the audit log."""
+    answer = await client.get("/actions", params={"notification": str(notification_id)}, headers=HEADERS)
+    return [(r["rule"], r["outcome"], r["reason"], r["workers"]) for r in (await answer.json())["actions"]]
+
+
 async def test_dry_run_sends_nothing(actuator_client, module_broker_url, worker, inspector):
     client = await actuator_client(RULES, module_broker_url)
     before = pool_size(inspector, WORKER)
@@ -211,9 +218,14 @@ async def test_dry_run_sends_nothing(actuator_client, module_broker_url, worker,
     action = (await answer.json())["alerts"][0]["actions"][0]
     assert (action["outcome"], action["workers"][0]["outcome"]) == ("dry_run", "dry_run")
     assert "rule 'rehearse-grow' has dry_run: true" in action["reason"]
+    assert await stored(client, (await answer.json())["notification_id"]) == \
+        [("rehearse-grow", "dry_run", action["reason"], action["workers"])]
     global_dry = await actuator_client(RULES, module_broker_url, dry_run=True)
-    action = (await (await global_dry.post("/webhook", json=backlog("celery", 1), headers=HEADERS)).json())
-    assert action["alerts"][0]["actions"][0]["reason"] == "dry run (--dry-run): nothing sent"
+    answer = await (await global_dry.post("/webhook", json=backlog("celery", 1), headers=HEADERS)).json()
+    action = answer["alerts"][0]["actions"][0]
+    assert action["reason"] == "dry run (--dry-run): nothing sent"
+    assert await stored(global_dry, answer["notification_id"]) == \
+        [("grow", "dry_run", action["reason"], action["workers"])]
     assert "celery_actuator_dry_run 1.0" in await (await global_dry.get("/metrics")).text()
     # One real grow by 1: prefork starts every pending process at once, so if a rehearsal's
     # grow by 4 had been sent, it would show together with this one.

@@ -2,10 +2,13 @@
 Redis broker and real prefork and solo workers: every assertion is on what the workers report."""
 from __future__ import annotations
 
+import textwrap
+import uuid
+
 import pytest
 import requests
 
-from tests.actuator.conftest import AUTH, decisions, post
+from tests.actuator.conftest import AUTH, AUTH_HEADERS, decisions, post
 from tests.actuator.payloads import alert, backlog, notification
 from tests.support.inspection import consumed_queues, pool_concurrency, pool_pids, pool_size, task_info
 from tests.support.polling import wait_for
@@ -58,6 +61,12 @@ RULES = """
         actions:
           - command: shutdown
             workers: {name: "{{ labels.hostname }}"}
+      - name: revoke-stuck-task
+        match: {alertname: CeleryTaskStuck}
+        actions:
+          - command: revoke
+            workers: {name: "{{ labels.hostname }}"}
+            task_id: "{{ labels.task_id }}"
 """
 
 
@@ -154,6 +163,34 @@ def test_shutdown_without_allow_is_refused_and_recorded(cluster, inspector):
     recorded = decisions(cluster, command="shutdown")[0]
     assert (recorded["outcome"], recorded["alert"]["labels"]["hostname"]) == ("refused", PREFORK)
     assert inspector.control.ping(destination=[PREFORK], timeout=2) == [{PREFORK: {"ok": "pong"}}]
+
+
+async def test_revoke_is_sent_only_where_the_rule_file_allows_it(cluster, actuator_client, module_broker_url,
+                                                               inspector):
+    """The same rule refused (and recorded) without ``allow: [revoke]``, then sent with it: the
+    worker lists the task id among its revoked ones only after the allowed send."""
+    task_id = str(uuid.uuid4())
+    body = notification(alert({"alertname": "CeleryTaskStuck", "hostname": PREFORK, "task_id": task_id}))
+
+    def revoked() -> list[str]:
+        return inspector.control.inspect(destination=[PREFORK], timeout=2, limit=1).revoked()[PREFORK]
+
+    refused = post(cluster, body).json()["alerts"][0]["actions"][0]
+    assert (refused["command"], refused["outcome"], refused["workers"]) == ("revoke", "refused", [])
+    assert "allow" in refused["reason"]
+    (recorded,) = decisions(cluster, command="revoke")
+    assert (recorded["rule"], recorded["outcome"], recorded["arguments"]["task_id"], recorded["reason"]) == \
+        ("revoke-stuck-task", "refused", task_id, refused["reason"])
+    assert task_id not in revoked()
+
+    allowed = await actuator_client("allow: [revoke]\n" + textwrap.dedent(RULES), module_broker_url)
+    answer = await (await allowed.post("/webhook", json=body, headers=AUTH_HEADERS)).json()
+    sent = answer["alerts"][0]["actions"][0]
+    assert (sent["outcome"], [(w["worker"], w["outcome"]) for w in sent["workers"]]) == ("sent", [(PREFORK, "ok")])
+    # The worker replied after adding the id to its revoked set: no need to wait for it.
+    assert task_id in revoked()
+    records = await (await allowed.get("/actions", params={"command": "revoke"}, headers=AUTH_HEADERS)).json()
+    assert [(r["outcome"], r["arguments"]["task_id"]) for r in records["actions"]] == [("sent", task_id)]
 
 
 def test_no_rule_matched_is_200_and_recorded(cluster):
