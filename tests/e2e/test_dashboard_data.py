@@ -83,6 +83,11 @@ def loop(module_broker_url, module_worker_factory, tmp_path_factory) -> Iterator
         send_every_kind_of_task(app, failures=1)
         wait_for(lambda: scraped(running, 'count(count by (__name__) ({__name__=~"celery_task_.+_total"}))') == 8,
                  timeout=30, interval=0.2, what="Prometheus to scrape every task counter")
+        # demo.fail's own failure series must be scraped at 1 before the next five: demo.reject's
+        # failure can complete the eight families first, and a series first scraped at 6 has
+        # increased by nothing, so its failure ratio would never fire.
+        wait_for(lambda: scraped(running, 'sum(celery_task_failed_total{name="demo.fail"})') == 1,
+                 timeout=30, interval=0.2, what="Prometheus to scrape demo.fail's first failure")
         send_every_kind_of_task(app, failures=5)
         wait_for(lambda: running.actions(**THROTTLED), timeout=30, interval=0.2,
                  what="the actuator to throttle demo.fail on CeleryTaskFailureRatioHigh")
