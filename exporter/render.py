@@ -2,10 +2,10 @@
 
 Written by hand rather than through prometheus_client's registry because a scrape of 100 workers
 x 50 task names is about 200,000 lines and 24 MB (prometheus_client's generate_latest took 2.4 s
-for it here, this renderer about 0.02 s): label strings are built and escaped once, when a series
-is created, each line is one f-string, a histogram that did not change since the last scrape
-reuses its bytes, and the text is encoded a family at a time and handed over in pieces, never as
-one 24 MB string. The output is checked against prometheus_client's parser and ``promtool check
+for it here, this renderer 0.02 to 0.06 s): label strings are built and escaped once, when a
+series is created, a counter line is one f-string, a histogram block one ``bytes %`` template, a
+histogram that did not change since the last scrape reuses its bytes, and the text is encoded a
+family at a time and handed over in pieces, never as one 24 MB string. The output is checked against prometheus_client's parser and ``promtool check
 metrics`` in the tests.
 """
 from __future__ import annotations
