@@ -42,6 +42,12 @@ _NAME_CACHE_LIMIT = 10_000
 # Finished tasks remembered for events that arrive after the terminal one: each prefork pool
 # process flushes its own event buffer, so a task-retried can follow the retry's task-succeeded.
 RECENTLY_FINISHED = 10_000
+# A task revoked on receipt sends only task-revoked, which has no name, and over AMQP it can
+# overtake the producer's task-sent (separate connections): a task-revoked of a task never seen
+# waits this long (processor clock) for its task-sent before it is counted under "unknown", at the
+# next event (workers' heartbeats keep them coming). At most ORPHANS_MAX wait at once.
+ORPHAN_GRACE = 2.0
+ORPHANS_MAX = 1_000
 # An exception label longer than this is cut: the label is meant to be a class name.
 _EXCEPTION_LABEL_MAX = 120
 
@@ -187,6 +193,8 @@ class Aggregates:
         self.series: dict[tuple[str, str, str], TaskSeries] = {}
         self.in_flight: OrderedDict[str, tuple[str, str, float | None, float | None]] = OrderedDict()
         self.finished: OrderedDict[str, tuple[str, str, float | None, float | None]] = OrderedDict()
+        # uuid -> (hostname, queue, when parked) of a task-revoked waiting for its task-sent.
+        self.orphans: OrderedDict[str, tuple[str, str, float]] = OrderedDict()
         self.workers: dict[str, WorkerEvents] = {}
         # hostname -> the processor's clock (EventClock) at the last event from it: liveness and
         # purging.
@@ -216,14 +224,40 @@ class Aggregates:
     # The hot path. The caller holds ``lock``; events come validated from ``decode``.
 
     def apply(self, event: Event, now: float) -> None:
+        if self.orphans:
+            self._count_orphans(now - ORPHAN_GRACE)
         hostname = event.hostname
         kind = type(event)
         if kind is TaskSent and self.sent_hostname is not None:
             hostname = self.sent_hostname
         self.last_heard[hostname] = now
+        if kind is TaskRevoked and event.uuid not in self.in_flight and event.uuid not in self.finished:
+            self.orphans[event.uuid] = (hostname, self.single_queues.get(hostname, UNKNOWN), now)
+            if len(self.orphans) > ORPHANS_MAX:
+                self._count_orphans(float("inf"), 1)
+            return
         self._handlers[kind](event, hostname)
 
+    def _count_orphans(self, parked_before: float, at_most: int = ORPHANS_MAX) -> None:
+        """Count the task-revoked parked before ``parked_before`` whose task-sent never came."""
+        orphans = self.orphans
+        while orphans and at_most:
+            uuid = next(iter(orphans))
+            hostname, queue, parked_at = orphans[uuid]
+            if parked_at >= parked_before:
+                return
+            del orphans[uuid]
+            at_most -= 1
+            self._count(hostname, UNKNOWN, queue, REVOKED)
+
     def _sent(self, event: TaskSent, hostname: str) -> None:
+        orphan = self.orphans.pop(event.uuid, None) if self.orphans else None
+        if orphan is not None:
+            # Revoked already (its task-revoked came first): counted now, under its name and queue.
+            self._sent(event, hostname)
+            name, queue, _ = self._finish(event.uuid, orphan[0])
+            self._count(orphan[0], name, queue, REVOKED)
+            return
         name = event.name
         queue = event.queue or event.routing_key or UNKNOWN
         entry = self.in_flight.get(event.uuid)
@@ -234,6 +268,12 @@ class Aggregates:
             # labels; only the wait now starts at the publication.
             if entry[3] is None:
                 self._track(event.uuid, (entry[0], entry[1], wait_base(event.timestamp, event.eta), None))
+        elif entry is None and (late := self.finished.get(event.uuid)) is not None and late[3] is not None \
+                and event.timestamp <= late[3]:
+            # Sent before the last attempt started, yet it comes after the task's end (over AMQP a
+            # retry's task-sent, from the pool process that retried, can come after the next
+            # attempt's events): counted, and not put in flight again.
+            pass
         else:
             self._track(event.uuid, (name, queue, wait_base(event.timestamp, event.eta), None))
         self._count(hostname, name, queue, SENT)
@@ -242,6 +282,15 @@ class Aggregates:
         name = event.name
         uuid = event.uuid
         entry = self.in_flight.get(uuid)
+        if entry is None and (late := self.finished.get(uuid)) is not None and late[3] is not None \
+                and event.timestamp <= late[3]:
+            # Received before that attempt started, yet it comes after the task's end: over AMQP the
+            # worker's main process and its pool processes publish on connections of their own.
+            self._count(hostname, name, late[1], RECEIVED)
+            worker = self.workers.get(hostname)
+            if worker is not None:
+                worker.task_events = True
+            return
         if entry is None:
             # No task-sent (Celery's default): the wait is counted from the receipt, or the eta.
             queue = self.single_queues.get(hostname, UNKNOWN)
@@ -427,6 +476,8 @@ class Aggregates:
             return
         for key in [key for key in self.series if key[0] in gone]:
             del self.series[key]
+        for uuid in [uuid for uuid, orphan in self.orphans.items() if orphan[0] in gone]:
+            del self.orphans[uuid]
         for hostname in gone:
             self.workers.pop(hostname, None)
             self.last_heard.pop(hostname, None)

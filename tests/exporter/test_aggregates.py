@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from exporter.aggregates import Aggregates, eta_timestamp, exception_label
+from exporter.aggregates import ORPHAN_GRACE, Aggregates, eta_timestamp, exception_label
 from exporter.event_clock import EventClock
 from exporter.liveness import Liveness
 from exporter.processor import EventProcessor
@@ -324,3 +324,64 @@ def test_producer_churn_grows_nothing_under_the_generic_hostname(sent_hostname, 
     assert sum(s.counts[0] for s in aggregates.series.values()) == 5_000
     if sent_hostname:
         assert aggregates.series[("generic", "t.a", "q")].counts[0] == 5_000
+
+
+def test_a_task_revoked_that_overtakes_its_task_sent_is_counted_under_its_name():
+    """Revoked on receipt, a task sends only task-revoked (no name); over AMQP it arrives on the
+    worker's connection and can come before the producer's task-sent (seen in
+    test_amqp_integration)."""
+    now = [100.0]
+    aggregates = Aggregates(DEFAULT_RUNTIME_BUCKETS, DEFAULT_QUEUE_WAIT_BUCKETS)
+    processor = EventProcessor(aggregates, clock=lambda: now[0])
+    processor.feed(envelope({"type": "task-revoked", "hostname": "w@h", "uuid": "r", "timestamp": 101.0}))
+    assert counts(aggregates) == {}
+    now[0] += 0.5
+    processor.feed(envelope(sent("r")))
+    assert counts(aggregates) == {("generic", "t.a", "q"): [1, 0, 0, 0, 0, 0, 0],
+                                  ("w@h", "t.a", "q"): [0, 0, 0, 0, 0, 0, 1]}
+    assert len(aggregates.in_flight) == 0 and len(aggregates.orphans) == 0
+
+
+def test_a_task_revoked_whose_task_sent_never_comes_is_counted_as_unknown_after_the_grace():
+    now = [100.0]
+    aggregates = Aggregates(DEFAULT_RUNTIME_BUCKETS, DEFAULT_QUEUE_WAIT_BUCKETS)
+    processor = EventProcessor(aggregates, clock=lambda: now[0])
+    aggregates.single_queues["w@h"] = "only"
+    processor.feed(envelope({"type": "task-revoked", "hostname": "w@h", "uuid": "r", "timestamp": 101.0}))
+    heartbeat = {"type": "worker-heartbeat", "hostname": "w@h", "timestamp": 102.0, "freq": 2.0}
+    now[0] += ORPHAN_GRACE / 2
+    processor.feed(envelope(heartbeat))
+    assert counts(aggregates) == {}
+    now[0] += ORPHAN_GRACE
+    processor.feed(envelope(heartbeat))
+    assert counts(aggregates) == {("w@h", "unknown", "only"): [0, 0, 0, 0, 0, 0, 1]}
+    # A task-revoked of a task in flight (revoked while it waited or ran) is counted at once.
+    processor.feed(envelope(sent("known")))
+    processor.feed(envelope({"type": "task-revoked", "hostname": "w@h", "uuid": "known", "timestamp": 103.0}))
+    assert aggregates.series[("w@h", "t.a", "q")].counts[6] == 1
+    assert len(aggregates.orphans) == 0
+
+
+def test_a_task_received_that_comes_after_the_tasks_end_is_not_left_in_flight():
+    """Over AMQP the main process's task-received and the pool process's events travel on
+    separate connections: the received can come last (seen in test_amqp_integration)."""
+    aggregates, processor = make()
+    task_sent, received, started, succeeded = lifecycle("late")
+    for event in (task_sent, started, succeeded, received):
+        processor.feed(envelope(event))
+    assert counts(aggregates)[("w@h", "t.a", "q")] == [0, 1, 1, 1, 0, 0, 0]
+    assert len(aggregates.in_flight) == 0
+    # A receipt after the end (a redelivery) is a new attempt, in flight again.
+    processor.feed(envelope({**received, "timestamp": 110.0}))
+    assert list(aggregates.in_flight) == ["late"]
+
+
+def test_a_retrys_task_sent_that_comes_after_the_tasks_end_is_not_left_in_flight():
+    aggregates, processor = make()
+    task_sent, received, started, succeeded = lifecycle("again")
+    resent = sent("again", ts=103.0, retries=1)
+    for event in (task_sent, received, {**started, "timestamp": 104.0}, {**succeeded, "timestamp": 104.5},
+                  resent):
+        processor.feed(envelope(event))
+    assert counts(aggregates)[("generic", "t.a", "q")][0] == 2
+    assert len(aggregates.in_flight) == 0
