@@ -95,7 +95,11 @@ def loop(module_broker_url, module_worker_factory, tmp_path_factory) -> Iterator
             wait_for(lambda: running.actions(rule=THROTTLED["rule"]), timeout=30, interval=0.2,
                      what="the actuator to act on CeleryTaskFailureRatioHigh for demo.fail")
         except Timeout as exc:
-            raise Timeout(f"{exc}; audit log {running.actions()!r}; alerts {running.prometheus.alerts()!r}") from None
+            rule = [r for g in running.prometheus.rule_groups() for r in g["rules"]
+                    if r.get("name") == "CeleryTaskFailureRatioHigh"]
+            raise Timeout(f"{exc}; audit log {running.actions()!r}; alerts {running.prometheus.alerts()!r}; "
+                          f"rule {rule!r}; failed {running.prometheus.query('celery_task_failed_total')!r}; "
+                          f"finished {running.prometheus.query('celery_task_succeeded_total')!r}") from None
         # One operator action is enough: the actuator serves its action series at zero from the
         # start, so increase() sees the very first one (the dashboard's annotation relies on it).
         operator_rate_limit(running)
