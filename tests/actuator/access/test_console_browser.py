@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
@@ -72,6 +72,10 @@ def sign_in(browser, provider, actuator, user_id: str) -> None:
     WebDriverWait(browser, 10).until(expected_conditions.presence_of_element_located((By.ID, "workers")))
 
 
+# The live panels replace their rows as updates arrive: an element found a moment ago may be gone.
+LIVE_REDRAW = (NoSuchElementException, StaleElementReferenceException)
+
+
 def shown_pool(browser) -> str:
     return browser.find_element(By.CSS_SELECTOR, f'tr.worker[data-worker="{WORKER}"] td.pool-size').text.split()[0]
 
@@ -82,17 +86,18 @@ def test_log_in_see_the_worker_grow_it_and_the_worker_agrees(browser, oidc_provi
     assert browser.current_url == f"{actuator.url}/"
     assert "oidc:alice@company.com" in browser.find_element(By.CLASS_NAME, "who").text
     WebDriverWait(browser, 10).until(lambda b: b.execute_script("return document.body.dataset.live") == "1")
-    assert shown_pool(browser) == str(before)
+    WebDriverWait(browser, 10, ignored_exceptions=LIVE_REDRAW).until(lambda b: shown_pool(b) == str(before))
 
     browser.find_element(By.CSS_SELECTOR, f'button[data-action="grow"][data-worker="{WORKER}"]').click()
     flash = WebDriverWait(browser, 10).until(expected_conditions.presence_of_element_located((By.ID, "flash")))
     assert flash.text.startswith("sent: pool_grow n=1 on " + WORKER), flash.text
     wait_for(lambda: pool_size(inspector, WORKER) == before + 1, timeout=15, what="the worker's pool to grow by 1")
     # The page follows by itself: no reload after the redirect that showed the flash.
-    WebDriverWait(browser, 15).until(lambda b: shown_pool(b) == str(before + 1))
+    WebDriverWait(browser, 15, ignored_exceptions=LIVE_REDRAW).until(lambda b: shown_pool(b) == str(before + 1))
     assert browser.find_element(By.ID, "flash").text == flash.text, "the page was not reloaded"
 
-    decision = browser.find_element(By.CSS_SELECTOR, "#actions tr:nth-child(2)").text
+    decision = WebDriverWait(browser, 10, ignored_exceptions=LIVE_REDRAW).until(
+        lambda b: b.find_element(By.CSS_SELECTOR, "#actions tr:nth-child(2)").text)
     assert "console" in decision and "oidc:alice@company.com" in decision and "sent" in decision
 
     shot = save_screenshot(browser, tmp_path / "console.png")
@@ -104,9 +109,11 @@ def test_log_in_see_the_worker_grow_it_and_the_worker_agrees(browser, oidc_provi
 def test_a_hostile_queue_name_is_text_and_runs_nothing(browser, oidc_provider, actuator):
     sign_in(browser, oidc_provider, actuator, "bob")
     WebDriverWait(browser, 10).until(lambda b: b.execute_script("return document.body.dataset.live") == "1")
-    names = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#queues td.queue-name")]
+    names = WebDriverWait(browser, 10, ignored_exceptions=LIVE_REDRAW).until(
+        lambda b: [cell.text for cell in b.find_elements(By.CSS_SELECTOR, "#queues td.queue-name")])
     assert HOSTILE in names, names
-    worker_queues = browser.find_element(By.CSS_SELECTOR, f'tr.worker[data-worker="{WORKER}"]').text
+    worker_queues = WebDriverWait(browser, 10, ignored_exceptions=LIVE_REDRAW).until(
+        lambda b: b.find_element(By.CSS_SELECTOR, f'tr.worker[data-worker="{WORKER}"]').text)
     assert HOSTILE in worker_queues
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert.text  # noqa: B018 - raises when no script opened an alert
