@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from collections import Counter
 
 import pytest
@@ -16,6 +15,7 @@ import redis
 from celery import Celery
 
 from tests.exporter.captures import envelope
+from tests.exporter.known_mix import check_known_mix, send_known_mix
 from tests.exporter.promtool import promtool_findings
 from tests.exporter.test_readme_metrics import empty_render, rendered_families
 from tests.support import inspection
@@ -51,58 +51,8 @@ def mix_worker(module_worker_factory, exporter):
 def test_known_mix_counts_every_state(exporter, app, mix_worker):
     # A task-received may overtake its task-sent; the queue then comes from inspection.
     exporter.wait_metric("celery_worker_consumer", 1, hostname=mix_worker.name, queue_name="mix")
-    n_add, n_mul, m_fail, k_retries, r_reject = 5, 3, 2, 2, 3
-    for i in range(n_add):
-        app.send_task("demo.add", args=(i, i), queue="mix")
-    for i in range(n_mul):
-        app.send_task("demo.mul", args=(i, 2), queue="mix")
-    for _ in range(m_fail):
-        app.send_task("demo.fail", queue="mix")
-    app.send_task("demo.retry", args=(k_retries,), queue="mix")
-    for _ in range(r_reject):
-        app.send_task("demo.reject", queue="mix")
-    revoked_id = str(uuid.uuid4())
-    replies = app.control.revoke(revoked_id, destination=[mix_worker.name], reply=True, timeout=5)
-    assert replies, "the worker did not acknowledge the revoke"
-    app.send_task("demo.sleep", args=(0,), queue="mix", task_id=revoked_id)
-
-    worker = {"hostname": mix_worker.name, "queue_name": "mix"}
-    # Pool processes flush their event buffers independently: wait for the last of each kind.
-    exporter.wait_metric("celery_task_succeeded_total", 1, name="demo.retry", **worker)
-    exporter.wait_metric("celery_task_retried_total", k_retries, name="demo.retry", **worker)
-    exporter.wait_metric("celery_task_revoked_total", 1, name="demo.sleep", **worker)
-    exporter.wait_metric("celery_task_failed_total", m_fail, name="demo.fail", exception="DemoError", **worker)
-    exporter.wait_metric("celery_task_rejected_total", r_reject, name="demo.reject", **worker)
-    exporter.wait_metric("celery_task_succeeded_total", n_mul, name="demo.mul", **worker)
-    exporter.wait_metric("celery_task_sent_total", 1 + k_retries, name="demo.retry", hostname="generic",
-                         queue_name="mix")
-    metrics = exporter.wait_metric("celery_task_succeeded_total", n_add, name="demo.add", **worker)
-    executions = {"demo.add": n_add, "demo.mul": n_mul, "demo.fail": m_fail, "demo.retry": 1 + k_retries,
-                  "demo.reject": r_reject}
-    # Producers, and the worker that publishes each retry again, share the generic hostname.
-    for name, sent in [("demo.add", n_add), ("demo.mul", n_mul), ("demo.fail", m_fail),
-                       ("demo.retry", 1 + k_retries), ("demo.sleep", 1), ("demo.reject", r_reject)]:
-        assert metrics.value("celery_task_sent_total", name=name, hostname="generic", queue_name="mix") == sent
-    for name, runs in executions.items():
-        assert metrics.value("celery_task_received_total", name=name, **worker) == runs
-        assert metrics.value("celery_task_started_total", name=name, **worker) == runs
-        assert metrics.value("celery_task_queue_wait_time_count", name=name, **worker) == runs
-    assert metrics.value("celery_task_succeeded_total", name="demo.mul", **worker) == n_mul
-    assert metrics.value("celery_task_succeeded_total", name="demo.fail", **worker) == 0
-    assert metrics.value("celery_task_retried_total", name="demo.retry", **worker) == k_retries
-    assert metrics.value("celery_task_revoked_total", name="demo.sleep", **worker) == 1
-    # Celery (5.7) sends task-failed, then task-rejected, for a Reject(requeue=False): both count.
-    assert metrics.value("celery_task_rejected_total", name="demo.reject", **worker) == r_reject
-    assert metrics.total("celery_task_rejected_total") == r_reject
-    assert metrics.value("celery_task_failed_total", name="demo.reject", exception="Reject", **worker) == r_reject
-    assert metrics.value("celery_task_succeeded_total", name="demo.reject", **worker) == 0
-    assert metrics.value("celery_task_received_total", name="demo.sleep", **worker) == 0
-    finished = {"demo.add": n_add, "demo.mul": n_mul, "demo.fail": m_fail, "demo.retry": 1,
-                "demo.reject": r_reject}
-    for name, count in finished.items():
-        assert metrics.value("celery_task_runtime_count", name=name, **worker) == count
-    # Nothing lost its queue: every task series is labelled with the queue the task went to.
-    assert {l["queue_name"] for l, _ in metrics.matching("celery_task_started_total")} == {"mix"}
+    send_known_mix(app, mix_worker.name, "mix")
+    check_known_mix(exporter, mix_worker.name, "mix")
     # Nothing should stay in flight; a task-revoked that came before its task-sent may wait up to
     # the orphan grace (2 s) for it, so this one is polled. KNOWN BUG, open: in about one full run
     # in five one task of this mix stays in flight for good (not yet traced to an event order);
